@@ -1,0 +1,1 @@
+"""The model core: base class, weight loading, outputs, heads, initialisation."""

@@ -1,0 +1,49 @@
+"""Losses of the task heads, shared by every architecture."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+
+
+def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
+    """Regression (MSE), single-label (cross-entropy) or multi-label (BCE) by `problem_type`.
+
+    When the config names none, it is inferred as the reference does: one label -> regression,
+    integer labels -> single-label, float labels -> multi-label. The inferred type is stored
+    on the config so that training and saving agree.
+    """
+    n = config.num_labels
+    if config.problem_type is None:
+        if n == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int, torch.int16, torch.int8, torch.uint8):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        if n == 1:
+            return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if config.problem_type == "single_label_classification":
+        return token_classification_loss(logits, labels, n)
+    if labels.shape != logits.shape:
+        raise InputError(
+            f"multi-label labels must have the logits' shape {tuple(logits.shape)}, "
+            f"found {tuple(labels.shape)}"
+        )
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """Cross-entropy over the last axis; label -100 is ignored."""
+    labels = labels.reshape(-1).long()
+    bad = (labels != -100) & ((labels < 0) | (labels >= num_labels))
+    if bool(bad.any()):
+        raise InputError(
+            f"labels must be in [0, {num_labels}) or -100 (ignored), found "
+            f"{labels[bad][:5].tolist()}"
+        )
+    return F.cross_entropy(logits.reshape(-1, num_labels).float(), labels, ignore_index=-100)

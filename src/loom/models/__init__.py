@@ -1,0 +1,9 @@
+"""The architectures loom ships, one folder each.
+
+`MODEL_TYPES` maps every `model_type` a config.json may carry to the folder (module) that
+implements it; checkpoint families that share an architecture are aliases here.
+"""
+
+MODEL_TYPES: dict[str, str] = {
+    "bert": "bert",
+}

@@ -1,0 +1,1 @@
+"""Numerics shared by two or more models: attention, masks, activations."""

@@ -133,22 +133,27 @@ class Config:
                 )
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kwargs, extra = {}, {}
+        dtype_key = "dtype"
         for key, value in data.items():
             key_name = cls.attribute_map.get(key, key)
             if key in _DTYPE_KEYS:
                 if value is not None:
                     kwargs["dtype"] = _dtype_name(value)
-                extra.setdefault("_dtype_key", key)
+                dtype_key = key
             elif key_name in names:
                 kwargs[key_name] = value
             elif key != "model_type":
                 extra[key] = value
-        if "model_type" in data:
-            extra["_model_type"] = data["model_type"]
         try:
-            return cls(**kwargs, extra=extra)
+            config = cls(**kwargs, extra=extra)
         except TypeError as e:
             raise ConfigError(f"{cls.__name__}: {e}") from None
+        # How the file said things, so that writing it back gives the same keys and values.
+        object.__setattr__(config, "_dtype_key", dtype_key)
+        object.__setattr__(config, "_file_model_type", data.get("model_type"))
+        nulls = {k: copy.deepcopy(getattr(config, k)) for k, v in kwargs.items() if v is None}
+        object.__setattr__(config, "_derived_from_null", nulls)
+        return config
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike, **overrides) -> Config:
@@ -185,21 +190,23 @@ class Config:
         """The config.json dict: every field, the unknown keys, and `model_type`."""
         out: dict[str, Any] = {}
         reverse = {v: k for k, v in self.attribute_map.items()}
+        internal = self.__dict__
         for f in dataclasses.fields(self):
             if f.name in ("extra", "num_labels"):
                 continue
             value = copy.deepcopy(getattr(self, f.name))
+            if f.name in internal.get("_derived_from_null", {}) and value == internal["_derived_from_null"][f.name]:
+                value = None  # the file said null and the value was derived from other keys
             if f.name == "dtype":
                 if value is not None:
-                    out[self.extra.get("_dtype_key", "dtype")] = value
+                    out[internal.get("_dtype_key", "dtype")] = value
                 continue
             if f.name in ("id2label", "pruned_heads") and value is not None:
                 value = {str(k): v for k, v in value.items()}
             out[reverse.get(f.name, f.name)] = value
         for key, value in self.extra.items():
-            if not key.startswith("_"):
-                out[key] = copy.deepcopy(value)
-        out["model_type"] = self.extra.get("_model_type", self.model_type)
+            out[key] = copy.deepcopy(value)
+        out["model_type"] = internal.get("_file_model_type") or self.model_type
         return out
 
     def to_json_string(self) -> str:

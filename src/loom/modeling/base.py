@@ -16,6 +16,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..configuration import CONFIG_NAME, Config
 from ..errors import ConfigError, InputError
@@ -89,7 +90,7 @@ class PreTrainedModel(nn.Module):
         files = weights.find_checkpoint(path_or_repo_id, **hub)
         state = weights.read_state_dict(files)
         target = _resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
-        with torch.device("meta"):
+        with torch.device("meta"), _SkipMetaInit():
             model = cls(config)
         report = weights.load_into(
             model, state, dtype=target, renames=cls.RENAMES,
@@ -235,6 +236,24 @@ class PreTrainedModel(nn.Module):
             merged.setdefault(int(layer), set()).update(int(h) for h in heads)
         self.base_model._prune_heads({int(k): list(v) for k, v in heads_to_prune.items()})
         self.config.pruned_heads = {k: sorted(v) for k, v in merged.items()}
+
+
+class _SkipMetaInit(TorchFunctionMode):
+    """Random and fill initialisers are no-ops on meta tensors while a model is built to load.
+
+    They change nothing there, but torch runs several of them (`normal_`, `erfinv_`) on meta
+    through Python references whose first call imports torch._dynamo: about 0.7 s and 60 MB.
+    """
+
+    OPS = {getattr(torch.Tensor, n) for n in (
+        "normal_", "uniform_", "erfinv_", "clamp_", "exponential_", "cauchy_", "log_normal_",
+        "geometric_", "bernoulli_", "random_", "zero_", "fill_", "mul_", "add_",
+    )}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.OPS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 def _resized_rows(old: torch.Tensor, n: int) -> torch.Tensor:

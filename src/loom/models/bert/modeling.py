@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...errors import InputError
+from ...errors import ConfigError, InputError
 from ...modeling.base import PreTrainedModel
 from ...modeling.heads import sequence_classification_loss, token_classification_loss
 from ...modeling.outputs import (
@@ -384,7 +384,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        # Sized by num_labels as in the checkpoints; forward needs exactly 2 (start, end).
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -392,6 +393,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
                 output_attentions=None, output_hidden_states=None, return_dict=None) -> QuestionAnsweringModelOutput:
         base = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                          output_attentions, output_hidden_states, return_dict=True)
+        if self.config.num_labels != 2:
+            raise ConfigError(f"question answering needs num_labels=2 (start, end), found {self.config.num_labels}")
         start, end = self.qa_outputs(base.last_hidden_state).unbind(-1)  # (B, T) each
         loss = None
         if start_positions is not None and end_positions is not None:

@@ -1,0 +1,917 @@
+"""Text tokenizers backed by the Hugging Face `tokenizers` library (Rust).
+
+`Tokenizer` wraps one `tokenizers.Tokenizer` (any model: WordPiece, BPE, Unigram, WordLevel)
+and reproduces the calling conventions of transformers 5.x `PreTrainedTokenizerFast`:
+padding/truncation strategies, overflow windows, which outputs are nested for a single
+string, special tokens, added tokens, decode, and a save format that `transformers` reads.
+
+Differs from transformers: the pipeline in `tokenizer.json` is used as written (transformers
+rebuilds BERT's normalizer and post-processor from `tokenizer_config.json`; the two agree for
+files written by either library), `padding="max_length"` with no length anywhere raises
+instead of silently not padding, and ragged outputs cannot become tensors (no object arrays).
+
+NumPy only: torch is imported only when `return_tensors="pt"` is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer as _Backend
+from tokenizers.models import WordPiece
+
+from ..errors import ConfigError, EntryNotFoundError, InputError, TokenizerError
+from ..hub import resolve
+from ..io import atomic_folder, read_json, write_json
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+ADDED_TOKENS_FILE = "added_tokens.json"
+VOCAB_FILE = "vocab.txt"
+
+# transformers' sentinels: a model_max_length above LARGE_INTEGER means "no limit".
+VERY_LARGE_INTEGER = int(1e30)
+LARGE_INTEGER = int(1e20)
+
+SPECIAL_TOKEN_NAMES = (
+    "bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+)
+PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
+TENSOR_TYPES = ("np", "pt")
+SIDES = ("right", "left")
+
+_BERT_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
+                "cls_token": "[CLS]", "mask_token": "[MASK]"}
+_ITA = ["input_ids", "token_type_ids", "attention_mask"]
+_IAT = ["input_ids", "attention_mask", "token_type_ids"]
+_LEFT = {"padding_side": "left"}
+
+# Class-level defaults of the transformers tokenizer classes that `tokenizer_config.json`
+# names in "tokenizer_class" (values the file itself does not repeat). Keys drop "Fast".
+CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "BertTokenizer": {"model_input_names": _ITA, **_BERT_TOKENS},
+    "ElectraTokenizer": {"model_input_names": _ITA, **_BERT_TOKENS},
+    "DebertaTokenizer": {"model_input_names": _IAT},
+    "DebertaV2Tokenizer": {"model_input_names": _IAT},
+    "FNetTokenizer": {"model_input_names": ["input_ids", "token_type_ids"]},
+    "LlamaTokenizer": _LEFT, "CodeLlamaTokenizer": _LEFT, "GemmaTokenizer": _LEFT,
+    "CohereTokenizer": _LEFT, "XLNetTokenizer": _LEFT,
+}
+DEFAULT_CLASS = "PreTrainedTokenizerFast"   # loadable by transformers 4.x and 5.x alike
+
+# Config keys that describe where files were, or that loom rewrites itself on save.
+_NOT_SAVED = {
+    "name_or_path", "tokenizer_file", "vocab_file", "special_tokens_map_file", "is_local",
+    "local_files_only", "files_loaded", "added_tokens_decoder", "extra_special_tokens",
+    "additional_special_tokens", "model_specific_special_tokens", "max_len",
+}
+
+
+class CharSpan(NamedTuple):
+    start: int
+    end: int
+
+
+class TokenSpan(NamedTuple):
+    start: int
+    end: int
+
+
+def _class_key(name: str | None) -> str:
+    if not name:
+        return DEFAULT_CLASS
+    return name[:-4] if name.endswith("Fast") and name != DEFAULT_CLASS else name
+
+
+def _token_content(value: Any, where: str) -> str | None:
+    """The text of a token given as a str, an AddedToken, or its JSON form."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, AddedToken):
+        return value.content
+    if isinstance(value, dict) and isinstance(value.get("content"), str):
+        return value["content"]
+    raise TokenizerError(f"{where} must be a token string or AddedToken, found {value!r}")
+
+
+def _as_added_token(token: Any, where: str) -> str | AddedToken:
+    """Accept str, tokenizers.AddedToken, its JSON dict, or any object with `.content`."""
+    if isinstance(token, (str, AddedToken)):
+        return token
+    if isinstance(token, dict) and isinstance(token.get("content"), str):
+        fields = {k: v for k, v in token.items() if k not in ("id", "__type")}
+        return AddedToken(**fields)
+    content = getattr(token, "content", None)
+    if isinstance(content, str):
+        fields = ("single_word", "lstrip", "rstrip", "normalized", "special")
+        kw = {f: getattr(token, f) for f in fields if getattr(token, f, None) is not None}
+        return AddedToken(content, **kw)
+    raise InputError(f"{where} must hold str or AddedToken values, found {token!r}")
+
+
+# ------------------------------------------------------------------ BatchEncoding
+
+
+class BatchEncoding(dict):
+    """The output of a `Tokenizer` call: a dict of lists or arrays, plus the backend
+    `tokenizers.Encoding` of every row for word/char/token alignment."""
+
+    def __init__(self, data=None, encodings=None, tensor_type: str | None = None):
+        super().__init__(data or {})
+        self._encodings = encodings
+        if tensor_type is not None:
+            self.convert_to_tensors(tensor_type)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"BatchEncoding has no key or attribute {name!r}") from None
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return super().__getitem__(key)
+        if isinstance(key, int) and self._encodings is not None:
+            return self._encodings[key]
+        if isinstance(key, slice):
+            return {k: v[key] for k, v in self.items()}
+        raise KeyError(f"BatchEncoding keys are str (outputs), int (encodings) or slice; got {key!r}")
+
+    @property
+    def encodings(self):
+        return self._encodings
+
+    @property
+    def n_sequences(self) -> int | None:
+        return self._encodings[0].n_sequences if self._encodings else None
+
+    def _encoding(self, batch_index: int):
+        if self._encodings is None:
+            raise InputError("this BatchEncoding holds no encodings (it was not made by a Tokenizer call)")
+        return self._encodings[batch_index]
+
+    @staticmethod
+    def _split(first: int, second: int | None) -> tuple[int, int]:
+        return (0, first) if second is None else (first, second)
+
+    def tokens(self, batch_index: int = 0) -> list[str]:
+        return self._encoding(batch_index).tokens
+
+    def word_ids(self, batch_index: int = 0) -> list[int | None]:
+        return self._encoding(batch_index).word_ids
+
+    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
+        return self._encoding(batch_index).sequence_ids
+
+    def token_to_word(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
+        b, t = self._split(batch_or_token_index, token_index)
+        return self._encoding(b).token_to_word(t)
+
+    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None):
+        b, t = self._split(batch_or_token_index, token_index)
+        return self._encoding(b).token_to_sequence(t)
+
+    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None):
+        b, t = self._split(batch_or_token_index, token_index)
+        span = self._encoding(b).token_to_chars(t)
+        return CharSpan(*span) if span is not None else None
+
+    def char_to_token(self, batch_or_char_index: int, char_index: int | None = None,
+                      sequence_index: int = 0) -> int | None:
+        b, c = self._split(batch_or_char_index, char_index)
+        return self._encoding(b).char_to_token(c, sequence_index)
+
+    def word_to_tokens(self, batch_or_word_index: int, word_index: int | None = None,
+                       sequence_index: int = 0):
+        b, w = self._split(batch_or_word_index, word_index)
+        span = self._encoding(b).word_to_tokens(w, sequence_index)
+        return TokenSpan(*span) if span is not None else None
+
+    def convert_to_tensors(self, tensor_type: str) -> BatchEncoding:
+        """Turn every value into an int64 array ("np") or tensor ("pt"), in place."""
+        if tensor_type not in TENSOR_TYPES:
+            raise InputError(f"return_tensors must be one of {TENSOR_TYPES} or None, found {tensor_type!r}")
+        for key, value in self.items():
+            if isinstance(value, (list, tuple)):
+                lengths = {len(v) for v in value if isinstance(v, (list, tuple))}
+                if len(lengths) > 1:
+                    raise InputError(
+                        f"cannot make {tensor_type!r} tensors of {key!r}: rows have lengths"
+                        f" {sorted(lengths)}; pass padding=True (and truncation=True if needed)"
+                    )
+                array = np.asarray(value, dtype=np.int64)
+                if tensor_type == "pt":
+                    import torch
+
+                    array = torch.from_numpy(array)
+                self[key] = array
+        return self
+
+    def to(self, device, *, non_blocking: bool = False) -> BatchEncoding:
+        """Move every torch tensor to `device` (needs `return_tensors="pt"`)."""
+        for key, value in self.items():
+            if isinstance(value, np.ndarray) or not callable(getattr(value, "to", None)):
+                raise InputError(
+                    f"BatchEncoding.to() moves torch tensors, but {key!r} is a"
+                    f" {type(value).__name__}; call the tokenizer with return_tensors='pt'"
+                )
+            self[key] = value.to(device=device, non_blocking=non_blocking)
+        return self
+
+
+# ------------------------------------------------------------------ the BERT vocab.txt builder
+
+
+def build_wordpiece_backend(vocab_path: str | os.PathLike, config: dict,
+                            added_tokens_file: Path | None = None) -> _Backend:
+    """The tokenizer that BERT's `vocab.txt` and `tokenizer_config.json` describe:
+    BertNormalizer, BertPreTokenizer, WordPiece with "##", `[CLS] $A [SEP] ($B [SEP])`.
+    Tokens are added in transformers' order: listed added tokens, then special tokens."""
+    try:
+        lines = Path(vocab_path).read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise TokenizerError(f"{vocab_path} cannot be read as a UTF-8 vocabulary: {e}") from None
+    if lines and lines[-1] == "":
+        lines.pop()   # the final newline ends the last token, it does not start a new one
+    vocab = {token: index for index, token in enumerate(lines)}
+    unk = _token_content(config.get("unk_token"), f"unk_token in {CONFIG_FILE}") or "[UNK]"
+    if not vocab:
+        raise TokenizerError(f"{vocab_path} holds no tokens")
+    backend = _Backend(WordPiece(vocab, unk_token=unk, continuing_subword_prefix="##"))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True,
+        handle_chinese_chars=bool(config.get("tokenize_chinese_chars", True)),
+        strip_accents=config.get("strip_accents"),
+        lowercase=bool(config.get("do_lower_case", True)),
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    _add_listed_tokens(backend, config, added_tokens_file)
+    cls = _token_content(config.get("cls_token"), "cls_token") or "[CLS]"
+    sep = _token_content(config.get("sep_token"), "sep_token") or "[SEP]"
+    named = [_token_content(config.get(n), n) for n in SPECIAL_TOKEN_NAMES]
+    present = {t.content for t in backend.get_added_tokens_decoder().values()}
+    backend.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                for t in dict.fromkeys([*named, cls, sep])
+                                if t is not None and t not in present])
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, backend.token_to_id(cls)), (sep, backend.token_to_id(sep))],
+    )
+    return backend
+
+
+# ------------------------------------------------------------------ Tokenizer
+
+
+def _special_property(name: str) -> property:
+    def get(self) -> str | None:
+        return self._special.get(name)
+
+    def set(self, value) -> None:
+        self._special[name] = _token_content(value, name)
+
+    return property(get, set, doc=f"The {name.replace('_', ' ')} (a str), or None.")
+
+
+def _special_id_property(name: str) -> property:
+    def get(self) -> int | None:
+        token = self._special.get(name)
+        return None if token is None else self.convert_tokens_to_ids(token)
+
+    def set(self, value: int | None) -> None:
+        self._special[name] = None if value is None else self.convert_ids_to_tokens(int(value))
+
+    return property(get, set, doc=f"The id of the {name.replace('_', ' ')}, or None.")
+
+
+class Tokenizer:
+    """A pretrained tokenizer over one `tokenizers.Tokenizer` backend."""
+
+    def __init__(self, backend: _Backend, config: dict | None = None, *, name_or_path: str = ""):
+        config = dict(config or {})
+        self.tokenizer_class = config.get("tokenizer_class") or DEFAULT_CLASS
+        config = {**CLASS_DEFAULTS.get(_class_key(self.tokenizer_class), {}), **config}
+        self._backend = backend
+        self._config = config
+        self.name_or_path = str(name_or_path)
+        self._warned_too_long = False
+        self._read_settings(config)
+        self._read_special_tokens(config)
+        self._register_special_tokens()
+        # The file's own padding/truncation are kept for saving; each call sets its own.
+        self._file_truncation = backend.truncation
+        self._file_padding = backend.padding
+        backend.no_truncation()
+        backend.no_padding()
+
+    # -------------------------------------------------------------- loading
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, *, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
+                        token: str | bool | None = None, subfolder: str | None = None,
+                        **overrides) -> Tokenizer:
+        """Load `tokenizer.json` (or BERT's `vocab.txt`) and `tokenizer_config.json` from a
+        folder or Hub repo. Keyword `overrides` replace config values (e.g. `pad_token=`)."""
+        where = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+                     token=token, subfolder=subfolder, required=False)
+
+        def find(name: str) -> Path | None:
+            return resolve(path_or_repo_id, name, **where)
+
+        tokenizer_file = find(TOKENIZER_FILE)
+        vocab_file = None if tokenizer_file is not None else find(VOCAB_FILE)
+        if tokenizer_file is None and vocab_file is None:
+            folder = f"{path_or_repo_id}/{subfolder}" if subfolder else str(path_or_repo_id)
+            raise EntryNotFoundError(
+                f"no tokenizer in {folder}: looked for {TOKENIZER_FILE} and {VOCAB_FILE}, found"
+                f" neither. Save one there with Tokenizer.save_pretrained(), or pass the folder"
+                f" of a model that has a tokenizer."
+            )
+        config_file = find(CONFIG_FILE)
+        config = _read_json_file(config_file) if config_file is not None else {}
+        if "added_tokens_decoder" not in config:   # older layout: special tokens in their own file
+            map_file = find(SPECIAL_TOKENS_MAP_FILE)
+            if map_file is not None:
+                config.update(_read_json_file(map_file))
+        config.update(overrides)
+        added_tokens_file = find(ADDED_TOKENS_FILE)
+        if tokenizer_file is not None:
+            backend = _load_backend(tokenizer_file)
+            _add_listed_tokens(backend, config, added_tokens_file)
+        else:
+            config.setdefault("tokenizer_class", "BertTokenizer")
+            defaults = CLASS_DEFAULTS.get(_class_key(config["tokenizer_class"]), {})
+            backend = build_wordpiece_backend(vocab_file, {**defaults, **config}, added_tokens_file)
+        return cls(backend, config, name_or_path=str(path_or_repo_id))
+
+    def _read_settings(self, config: dict) -> None:
+        limit = config.get("model_max_length", config.get("max_len"))
+        if limit is None:
+            limit = VERY_LARGE_INTEGER
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
+            raise ConfigError(f"model_max_length in {CONFIG_FILE} must be a non-negative int, found {limit!r}")
+        self.model_max_length = int(limit)
+        for key in ("padding_side", "truncation_side"):
+            side = config.get(key, "right")
+            if side not in SIDES:
+                raise ConfigError(f"{key} in {CONFIG_FILE} must be 'right' or 'left', found {side!r}")
+            setattr(self, key, side)
+        names = config.get("model_input_names") or ["input_ids", "attention_mask"]
+        self.model_input_names = list(names)
+        self.clean_up_tokenization_spaces = bool(config.get("clean_up_tokenization_spaces", False))
+        self._backend.encode_special_tokens = bool(config.get("split_special_tokens", False))
+
+    def _read_special_tokens(self, config: dict) -> None:
+        self._special: dict[str, str | None] = {
+            name: _token_content(config.get(name), f"{name} in {CONFIG_FILE}")
+            for name in SPECIAL_TOKEN_NAMES
+        }
+        extra = config.get("extra_special_tokens") or config.get("additional_special_tokens") or []
+        named_extra = {}
+        if isinstance(extra, dict):   # transformers 5: {"image_token": "<image>", ...}
+            named_extra, extra = extra, []
+        if not isinstance(extra, (list, tuple)):
+            raise TokenizerError(f"additional_special_tokens in {CONFIG_FILE} must be a list, found {extra!r}")
+        for key, value in config.items():   # model-specific named tokens, e.g. "image_token"
+            is_token = isinstance(value, str) or (isinstance(value, dict) and "content" in value)
+            if key.endswith("_token") and key not in self._special and is_token:
+                named_extra.setdefault(key, value)
+        for key, value in named_extra.items():
+            self._special[key] = _token_content(value, f"{key} in {CONFIG_FILE}")
+        self._extra = [_token_content(t, f"additional_special_tokens in {CONFIG_FILE}") for t in extra]
+
+    def _register_special_tokens(self) -> None:
+        """Make every special token an unsplittable special token of the backend, as
+        transformers does (a token already in the vocabulary keeps its id)."""
+        present = {t.content for t in self._backend.get_added_tokens_decoder().values()}
+        missing = [t for t in dict.fromkeys(self.all_special_tokens) if t not in present]
+        if missing:
+            self._backend.add_special_tokens(
+                [AddedToken(t, special=True, normalized=False) for t in missing])
+
+    # -------------------------------------------------------------- special tokens
+
+    bos_token = _special_property("bos_token")
+    eos_token = _special_property("eos_token")
+    unk_token = _special_property("unk_token")
+    sep_token = _special_property("sep_token")
+    pad_token = _special_property("pad_token")
+    cls_token = _special_property("cls_token")
+    mask_token = _special_property("mask_token")
+    bos_token_id = _special_id_property("bos_token")
+    eos_token_id = _special_id_property("eos_token")
+    unk_token_id = _special_id_property("unk_token")
+    sep_token_id = _special_id_property("sep_token")
+    pad_token_id = _special_id_property("pad_token")
+    cls_token_id = _special_id_property("cls_token")
+    mask_token_id = _special_id_property("mask_token")
+
+    def __getattr__(self, name: str):
+        # Model-specific named special tokens from the config ("image_token", "image_token_id").
+        special = self.__dict__.get("_special", {})
+        if name in special:
+            return special[name]
+        if name.endswith("_id") and name[:-3] in special:
+            token = special[name[:-3]]
+            return None if token is None else self.convert_tokens_to_ids(token)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    @property
+    def additional_special_tokens(self) -> list[str]:
+        return list(self._extra)
+
+    @additional_special_tokens.setter
+    def additional_special_tokens(self, tokens) -> None:
+        self._extra = [_token_content(t, "additional_special_tokens") for t in tokens or []]
+
+    extra_special_tokens = additional_special_tokens   # the transformers 5 name
+
+    @property
+    def additional_special_tokens_ids(self) -> list[int]:
+        return self.convert_tokens_to_ids(self._extra)
+
+    @property
+    def special_tokens_map(self) -> dict[str, str]:
+        return {name: token for name, token in self._special.items() if token is not None}
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        named = [t for t in self._special.values() if t is not None]
+        return list(dict.fromkeys([*named, *self._extra]))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return self.convert_tokens_to_ids(self.all_special_tokens)
+
+    # -------------------------------------------------------------- vocabulary
+
+    @property
+    def backend_tokenizer(self) -> _Backend:
+        return self._backend
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the base vocabulary, without added tokens."""
+        return self._backend.get_vocab_size(with_added_tokens=False)
+
+    def __len__(self) -> int:
+        return self._backend.get_vocab_size(with_added_tokens=True)
+
+    def get_vocab(self) -> dict[str, int]:
+        return self._backend.get_vocab(with_added_tokens=True)
+
+    @property
+    def added_tokens_decoder(self) -> dict[int, AddedToken]:
+        return self._backend.get_added_tokens_decoder()
+
+    def get_added_vocab(self) -> dict[str, int]:
+        return {t.content: i for i, t in sorted(self.added_tokens_decoder.items())}
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return self._backend.num_special_tokens_to_add(pair)
+
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int] | None:
+        if isinstance(tokens, str):
+            index = self._backend.token_to_id(tokens)
+            if index is None and self._special.get("unk_token") is not None:
+                index = self._backend.token_to_id(self._special["unk_token"])
+            return index
+        return [self.convert_tokens_to_ids(t) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: int | list[int], skip_special_tokens: bool = False):
+        if isinstance(ids, (int, np.integer)):
+            return self._backend.id_to_token(int(ids))
+        skip = set(self.all_special_ids) if skip_special_tokens else set()
+        return [self._backend.id_to_token(int(i)) for i in _to_list(ids) if int(i) not in skip]
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        decoder = self._backend.decoder
+        return decoder.decode(list(tokens)) if decoder is not None else " ".join(tokens)
+
+    def add_tokens(self, new_tokens, special_tokens: bool = False) -> int:
+        """Add tokens (str or AddedToken) that are matched whole; returns how many are new."""
+        if not new_tokens:
+            return 0
+        if not isinstance(new_tokens, (list, tuple)):
+            new_tokens = [new_tokens]
+        tokens = [_as_added_token(t, "new_tokens") for t in new_tokens]
+        if special_tokens:
+            return self._backend.add_special_tokens(tokens)
+        return self._backend.add_tokens(tokens)
+
+    def add_special_tokens(self, special_tokens_dict: dict,
+                           replace_additional_special_tokens: bool = True) -> int:
+        """Set named special tokens (`pad_token`, ...) and `additional_special_tokens`,
+        adding those not yet in the vocabulary; returns how many are new."""
+        allowed = {*SPECIAL_TOKEN_NAMES, "additional_special_tokens", "extra_special_tokens"}
+        to_add = []
+        for key, value in dict(special_tokens_dict or {}).items():
+            if key not in allowed:
+                raise InputError(f"special_tokens_dict key {key!r} is not one of {sorted(allowed)}")
+            values = value if key in ("additional_special_tokens", "extra_special_tokens") else [value]
+            if not isinstance(values, (list, tuple)):
+                raise InputError(f"special_tokens_dict[{key!r}] must be a list, found {value!r}")
+            tokens = [_as_added_token(v, f"special_tokens_dict[{key!r}]") for v in values]
+            tokens = [AddedToken(t, special=True, normalized=False) if isinstance(t, str) else t
+                      for t in tokens]
+            contents = [_token_content(t, key) for t in tokens]
+            if key in SPECIAL_TOKEN_NAMES:
+                self._special[key] = contents[0]
+            elif replace_additional_special_tokens and contents:
+                self._extra = contents
+            else:
+                self._extra += [c for c in contents if c not in self._extra]
+            to_add += tokens
+        return self._backend.add_special_tokens(to_add) if to_add else 0
+
+    # -------------------------------------------------------------- encoding
+
+    def __call__(self, text, text_pair=None, *, add_special_tokens: bool = True,
+                 padding: bool | str = False, truncation: bool | str | None = None,
+                 max_length: int | None = None, stride: int = 0,
+                 pad_to_multiple_of: int | None = None, padding_side: str | None = None,
+                 return_tensors: str | None = None, return_token_type_ids: bool | None = None,
+                 return_attention_mask: bool | None = None, return_offsets_mapping: bool = False,
+                 return_special_tokens_mask: bool = False, return_overflowing_tokens: bool = False,
+                 return_length: bool = False, is_split_into_words: bool = False) -> BatchEncoding:
+        """Tokenize one text (or pair), or a batch of texts (or pairs)."""
+        if return_tensors is not None and return_tensors not in TENSOR_TYPES:
+            raise InputError(f"return_tensors must be one of {TENSOR_TYPES} or None, found {return_tensors!r}")
+        if padding_side is not None and padding_side not in SIDES:
+            raise InputError(f"padding_side must be 'right' or 'left', found {padding_side!r}")
+        batch, is_batched = _as_batch(text, text_pair, is_split_into_words)
+        pad, trunc, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of)
+        _check_int("stride", stride, minimum=0)
+        self._configure_backend(pad, trunc, max_length, stride, pad_to_multiple_of, padding_side)
+        try:
+            encodings = self._backend.encode_batch(
+                batch, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words)
+        except Exception as e:   # the Rust side reports bad truncation settings as plain errors
+            raise InputError(
+                f"tokenizing failed with truncation={trunc!r}, max_length={max_length},"
+                f" stride={stride}: {e}") from None
+        want = {
+            "token_type_ids": return_token_type_ids if return_token_type_ids is not None
+            else "token_type_ids" in self.model_input_names,
+            "attention_mask": return_attention_mask if return_attention_mask is not None
+            else "attention_mask" in self.model_input_names,
+            "special_tokens_mask": return_special_tokens_mask,
+            "offset_mapping": return_offsets_mapping,
+            "length": return_length,
+        }
+        data, rows = _collect(encodings, want, return_overflowing_tokens)
+        if max_length is None:
+            self._warn_if_too_long(data.get("input_ids", []))
+        if not is_batched and return_tensors is None and not return_overflowing_tokens:
+            # One text, no tensors: drop the batch level of nested outputs ("length" stays [n]).
+            data = {k: v[0] if v and isinstance(v[0], list) else v for k, v in data.items()}
+        return BatchEncoding(data, rows, tensor_type=return_tensors)
+
+    def _strategies(self, padding, truncation, max_length, pad_to_multiple_of):
+        """transformers' rules for turning padding/truncation/max_length into strategies."""
+        if max_length is not None:
+            _check_int("max_length", max_length, minimum=0)
+        if pad_to_multiple_of is not None:
+            _check_int("pad_to_multiple_of", pad_to_multiple_of, minimum=1)
+        if max_length is not None and padding is False and truncation is None:
+            truncation = "longest_first"   # a bare max_length truncates, as in transformers
+        pad = _strategy("padding", padding, {True: "longest", False: "do_not_pad", None: "do_not_pad"},
+                        PADDING_STRATEGIES)
+        trunc = _strategy("truncation", truncation,
+                          {True: "longest_first", False: "do_not_truncate", None: "do_not_truncate"},
+                          TRUNCATION_STRATEGIES)
+        no_limit = self.model_max_length > LARGE_INTEGER
+        if max_length is None:
+            if pad == "max_length":
+                if no_limit:
+                    raise InputError(
+                        "padding='max_length' needs max_length: this tokenizer has no"
+                        " model_max_length to pad to; pass max_length=N")
+                max_length = self.model_max_length
+            if trunc != "do_not_truncate":
+                if no_limit:
+                    logger.info("truncation asked without max_length and no model_max_length: not truncating")
+                    trunc = "do_not_truncate"
+                else:
+                    max_length = self.model_max_length
+        if pad != "do_not_pad" and (self.pad_token is None or self.pad_token_id is None):
+            raise InputError(
+                f"padding={padding!r} needs a pad token and this tokenizer has none; set"
+                " tokenizer.pad_token = tokenizer.eos_token or add one with"
+                " add_special_tokens({'pad_token': '[PAD]'})")
+        if (trunc != "do_not_truncate" and pad != "do_not_pad" and pad_to_multiple_of
+                and max_length is not None and max_length % pad_to_multiple_of):
+            raise InputError(f"max_length={max_length} is not a multiple of pad_to_multiple_of="
+                             f"{pad_to_multiple_of} while both truncation and padding are on")
+        return pad, trunc, max_length
+
+    def _configure_backend(self, pad, trunc, max_length, stride, pad_to_multiple_of, padding_side):
+        backend = self._backend
+        if trunc == "do_not_truncate":
+            if backend.truncation is not None:
+                backend.no_truncation()
+        else:
+            target = {"max_length": max_length, "stride": stride, "strategy": trunc,
+                      "direction": self.truncation_side}
+            current = backend.truncation
+            if current is None or {k: current.get(k) for k in target} != target:
+                backend.enable_truncation(**target)
+        if pad == "do_not_pad":
+            if backend.padding is not None:
+                backend.no_padding()
+        else:
+            target = {"length": max_length if pad == "max_length" else None,
+                      "direction": padding_side or self.padding_side, "pad_id": self.pad_token_id,
+                      "pad_token": self.pad_token, "pad_type_id": 0,
+                      "pad_to_multiple_of": pad_to_multiple_of}
+            if backend.padding != target:
+                backend.enable_padding(**target)
+
+    def _warn_if_too_long(self, rows: list[list[int]]) -> None:
+        longest = max((len(r) for r in rows), default=0)
+        if longest > self.model_max_length and not self._warned_too_long:
+            self._warned_too_long = True
+            logger.warning("a sequence of %d tokens is longer than model_max_length=%d: the model"
+                           " cannot take it whole; pass truncation=True", longest, self.model_max_length)
+
+    def encode(self, text, text_pair=None, *, add_special_tokens: bool = True,
+               padding: bool | str = False, truncation: bool | str | None = None,
+               max_length: int | None = None, stride: int = 0, return_tensors: str | None = None,
+               is_split_into_words: bool = False):
+        """The input ids of one text (or pair)."""
+        return self(text, text_pair, add_special_tokens=add_special_tokens, padding=padding,
+                    truncation=truncation, max_length=max_length, stride=stride,
+                    return_tensors=return_tensors, is_split_into_words=is_split_into_words)["input_ids"]
+
+    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
+        return self(text, pair, add_special_tokens=add_special_tokens).tokens()
+
+    # -------------------------------------------------------------- decoding
+
+    def decode(self, token_ids, skip_special_tokens: bool = False,
+               clean_up_tokenization_spaces: bool | None = None):
+        """Ids to text; a batch (list of lists, 2-D array) gives a list of texts."""
+        ids = _to_list(token_ids)
+        if isinstance(ids, int):
+            ids = [ids]
+        if ids and isinstance(ids[0], list):
+            return self.batch_decode(ids, skip_special_tokens, clean_up_tokenization_spaces)
+        _check_ids(ids)
+        text = self._backend.decode(ids, skip_special_tokens=skip_special_tokens)
+        return self._clean_up(text, clean_up_tokenization_spaces)
+
+    def batch_decode(self, sequences, skip_special_tokens: bool = False,
+                     clean_up_tokenization_spaces: bool | None = None) -> list[str]:
+        rows = _to_list(sequences)
+        if isinstance(rows, int) or (rows and not isinstance(rows[0], list)):
+            rows = [rows if isinstance(rows, list) else [rows]]
+        for row in rows:
+            _check_ids(row)
+        texts = self._backend.decode_batch(rows, skip_special_tokens=skip_special_tokens)
+        return [self._clean_up(t, clean_up_tokenization_spaces) for t in texts]
+
+    def _clean_up(self, text: str, flag: bool | None) -> str:
+        if not (self.clean_up_tokenization_spaces if flag is None else flag):
+            return text
+        if type(self._backend.model).__name__ == "BPE":
+            # transformers skips it for BPE: it would delete real spaces before punctuation.
+            return text
+        for before, after in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"),
+                              (" n't", "n't"), (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"),
+                              (" 're", "'re")):
+            text = text.replace(before, after)
+        return text
+
+    # -------------------------------------------------------------- saving
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> list[str]:
+        """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json atomically
+        (files of a model already in the folder stay); returns the file names written."""
+        backend_json = json.loads(self._backend.to_str())
+        backend_json["truncation"] = _backend_params(self._file_truncation, "truncation")
+        backend_json["padding"] = _backend_params(self._file_padding, "padding")
+        config = self._config_to_save(backend_json.get("normalizer"))
+        special_map = dict(self.special_tokens_map)
+        if self._extra:
+            special_map["additional_special_tokens"] = list(self._extra)
+        with atomic_folder(save_directory) as tmp:
+            text = json.dumps(backend_json, indent=2, ensure_ascii=False) + "\n"
+            (tmp / TOKENIZER_FILE).write_text(text, encoding="utf-8")
+            write_json(tmp / CONFIG_FILE, config)
+            write_json(tmp / SPECIAL_TOKENS_MAP_FILE, special_map)
+        return [TOKENIZER_FILE, CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE]
+
+    def _config_to_save(self, normalizer: dict | None) -> dict:
+        config = {k: v for k, v in self._config.items()
+                  if k not in _NOT_SAVED and k not in self._special}
+        config.update(self.special_tokens_map)
+        if self._extra:
+            config["additional_special_tokens"] = list(self._extra)
+        config.update(
+            tokenizer_class=_class_key(self.tokenizer_class),
+            model_max_length=self.model_max_length,
+            padding_side=self.padding_side,
+            truncation_side=self.truncation_side,
+            model_input_names=list(self.model_input_names),
+            clean_up_tokenization_spaces=self.clean_up_tokenization_spaces,
+        )
+        if normalizer and normalizer.get("type") == "BertNormalizer":
+            # transformers' BertTokenizer rebuilds its normalizer from these keys, not the file.
+            config.update(do_lower_case=normalizer.get("lowercase", True),
+                          strip_accents=normalizer.get("strip_accents"),
+                          tokenize_chinese_chars=normalizer.get("handle_chinese_chars", True))
+        return config
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name_or_path={self.name_or_path!r},"
+                f" class={self.tokenizer_class}, vocab_size={self.vocab_size}, len={len(self)},"
+                f" model_max_length={self.model_max_length}, special_tokens={self.special_tokens_map})")
+
+
+PreTrainedTokenizerFast = Tokenizer
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _read_json_file(path: Path) -> dict:
+    try:
+        return read_json(path, what="tokenizer file")
+    except ConfigError as e:
+        raise TokenizerError(str(e)) from None
+
+
+def _load_backend(path: Path) -> _Backend:
+    try:
+        return _Backend.from_file(str(path))
+    except Exception as e:   # tokenizers raises a bare Exception on malformed files
+        raise TokenizerError(
+            f"{path} is not a valid tokenizers file ({e}); re-save it or delete it to fall"
+            f" back to {VOCAB_FILE}") from None
+
+
+def _add_listed_tokens(backend: _Backend, config: dict, added_tokens_file: Path | None) -> None:
+    """Add tokens listed in `added_tokens_decoder` or `added_tokens.json` that the backend
+    lacks (the vocab.txt path, or configs written by slow tokenizers), in id order."""
+    listed: dict[int, Any] = {}
+    for index, spec in (config.get("added_tokens_decoder") or {}).items():
+        listed[int(index)] = spec
+    if added_tokens_file is not None:
+        for content, index in _read_json_file(added_tokens_file).items():
+            listed.setdefault(int(index), content)
+    for index in sorted(listed):
+        token = _as_added_token(listed[index], f"added token {index}")
+        content = _token_content(token, f"added token {index}")
+        if backend.token_to_id(content) is not None:
+            continue
+        if isinstance(token, str):
+            special = content in {_token_content(config.get(n), n) for n in SPECIAL_TOKEN_NAMES}
+            token = AddedToken(content, special=special, normalized=not special)
+        if token.special:
+            backend.add_special_tokens([token])
+        else:
+            backend.add_tokens([token])
+        if backend.token_to_id(content) != index:
+            logger.warning("added token %r got id %d, not the id %d its file lists",
+                           content, backend.token_to_id(content), index)
+
+
+def _backend_params(params: dict | None, kind: str) -> dict | None:
+    """tokenizers' padding/truncation dicts in the JSON layout of tokenizer.json."""
+    if params is None:
+        return None
+    if kind == "truncation":
+        return {"direction": params["direction"].capitalize(), "max_length": params["max_length"],
+                "strategy": "".join(w.capitalize() for w in params["strategy"].split("_")),
+                "stride": params["stride"]}
+    length = params["length"]
+    return {"strategy": {"Fixed": length} if length is not None else "BatchLongest",
+            "direction": params["direction"].capitalize(),
+            "pad_to_multiple_of": params["pad_to_multiple_of"], "pad_id": params["pad_id"],
+            "pad_type_id": params["pad_type_id"], "pad_token": params["pad_token"]}
+
+
+def _check_int(name: str, value, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an int >= {minimum}, found {value!r}")
+
+
+def _strategy(name: str, value, aliases: dict, allowed: tuple[str, ...]) -> str:
+    if isinstance(value, bool) or value is None:
+        return aliases[value]
+    value = getattr(value, "value", value)   # transformers' enums are accepted too
+    if value not in allowed:
+        raise InputError(f"{name} must be True, False or one of {allowed}, found {value!r}")
+    return value
+
+
+def _is_words(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value)
+
+
+def _check_item(item, index: int, split: bool, pairs_allowed: bool) -> Any:
+    """One batch entry as tokenizers wants it: a text, a word list, or a (first, second) pair."""
+    one = _is_words if split else (lambda v: isinstance(v, str))
+    if one(item):   # a pair of word lists is never itself a list of words: no ambiguity
+        return list(item) if split else item
+    if pairs_allowed and isinstance(item, (list, tuple)) and len(item) == 2 and all(map(one, item)):
+        return (list(item[0]), list(item[1])) if split else (item[0], item[1])
+    kind = "a list of words" if split else "a str"
+    raise InputError(f"text[{index}] must be {kind}{' or a pair of them' if pairs_allowed else ''},"
+                     f" found {type(item).__name__}: {item!r:.80}")
+
+
+def _as_batch(text, text_pair, split: bool) -> tuple[list, bool]:
+    """The inputs as a list of backend items, and whether the caller passed a batch."""
+    if split:
+        batched = isinstance(text, (list, tuple)) and len(text) > 0 and isinstance(text[0], (list, tuple))
+        single_ok = _is_words
+    else:
+        batched = isinstance(text, (list, tuple))
+        single_ok = lambda v: isinstance(v, str)  # noqa: E731
+    expected = "a list of words (or a batch of them)" if split else "a str or a list of str"
+    if not batched:
+        if not single_ok(text):
+            raise InputError(f"text must be {expected}, found {type(text).__name__}")
+        if text_pair is not None and not single_ok(text_pair):
+            raise InputError(f"text_pair must be like text ({expected}), found {type(text_pair).__name__}")
+        # As in transformers, an empty text_pair counts as no pair for a single input.
+        return [_check_item((text, text_pair) if text_pair else text, 0, split, True)], False
+    if text_pair is None:
+        return [_check_item(t, i, split, True) for i, t in enumerate(text)], True
+    if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
+        found = f"length {len(text_pair)}" if isinstance(text_pair, (list, tuple)) else type(text_pair).__name__
+        raise InputError(f"text_pair must be a list as long as text ({len(text)}), found {found}")
+    for i, (a, b) in enumerate(zip(text, text_pair)):
+        for name, value in (("text", a), ("text_pair", b)):
+            if not single_ok(value):
+                raise InputError(f"{name}[{i}] must be {'a list of words' if split else 'a str'},"
+                                 f" found {type(value).__name__}")
+    return [(list(a), list(b)) if split else (a, b) for a, b in zip(text, text_pair)], True
+
+
+def _collect(encodings, want: dict[str, bool], overflow: bool) -> tuple[dict, list]:
+    """Backend encodings to columns; with `overflow`, every window is its own row."""
+    data: dict[str, list] = {"input_ids": []}
+    for key, on in want.items():
+        if on:
+            data[key] = []
+    rows, mapping = [], []
+    for sample, encoding in enumerate(encodings):
+        for window in [encoding, *encoding.overflowing] if overflow else [encoding]:
+            rows.append(window)
+            mapping.append(sample)
+            data["input_ids"].append(window.ids)
+            if want["token_type_ids"]:
+                data["token_type_ids"].append(window.type_ids)
+            if want["attention_mask"]:
+                data["attention_mask"].append(window.attention_mask)
+            if want["special_tokens_mask"]:
+                data["special_tokens_mask"].append(window.special_tokens_mask)
+            if want["offset_mapping"]:
+                data["offset_mapping"].append(window.offsets)
+            if want["length"]:
+                data["length"].append(len(window.ids))
+    if overflow:
+        data["overflow_to_sample_mapping"] = mapping
+    return data, rows
+
+
+def _to_list(ids):
+    """Arrays, tensors and tuples to plain (nested) lists of int."""
+    if hasattr(ids, "tolist"):
+        return ids.tolist()
+    if isinstance(ids, (list, tuple)):
+        return [_to_list(i) if isinstance(i, (list, tuple)) or hasattr(i, "tolist") else i for i in ids]
+    return ids
+
+
+def _check_ids(ids: list) -> None:
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
+            raise InputError(f"token_ids must be non-negative ints, found {i!r}")
+
+
+__all__ = [
+    "BatchEncoding",
+    "CharSpan",
+    "PreTrainedTokenizerFast",
+    "TokenSpan",
+    "Tokenizer",
+    "build_wordpiece_backend",
+]

@@ -3,7 +3,7 @@ the class for the task from that folder's task table.
 
 An unknown `model_type` raises `UnknownModelTypeError` listing the supported ones, before any
 weight is downloaded. Each model folder's `__init__` exports `CONFIG_CLASS` and `TASKS`
-(task name -> model class).
+(task name -> model class name, resolved on first use).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ _HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "subfolder"
 
 
 def model_module(model_type: str | None, source: Any = None):
-    """Import the folder of `model_type`, or raise naming the supported types."""
+    """Import the folder of `model_type` (its config, not yet its torch code), or raise
+    naming the supported types."""
     if model_type not in MODEL_TYPES:
         where = f" in {source}" if source else ""
         found = "no model_type key" if model_type is None else f"model_type {model_type!r}"
@@ -79,7 +80,7 @@ class _AutoModel:
                 f"{cls.__name__}: model_type {config.model_type!r} has no {cls.task!r} model; "
                 f"it has: {have}"
             )
-        return tasks[cls.task]
+        return getattr(module, tasks[cls.task])
 
     @classmethod
     def from_config(cls, config: Config, **kwargs):

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
+from . import ACTIVATION_NAMES, check_activation
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -43,10 +43,9 @@ ACTIVATIONS = {
 }
 
 
+assert set(ACTIVATIONS) == set(ACTIVATION_NAMES)
+
+
 def get_activation(name: str):
-    try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"hidden_act={name!r} is not supported; choose one of {', '.join(sorted(ACTIVATIONS))}"
-        ) from None
+    check_activation(name)
+    return ACTIVATIONS[name]

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ...configuration import Config
 from ...errors import ConfigError
-from ...nn.activations import get_activation
+from ...nn import check_activation
 
 
 @dataclass(kw_only=True)
@@ -49,7 +49,7 @@ class BertConfig(Config):
             )
         if self.is_decoder:
             raise ConfigError("is_decoder=True (BERT as a decoder) is not supported by loom's BERT")
-        get_activation(self.hidden_act)  # fails early, naming the choices
+        check_activation(self.hidden_act)  # fails early, naming the choices
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ConfigError(f"pad_token_id={self.pad_token_id} is outside the vocabulary (size {self.vocab_size})")
 

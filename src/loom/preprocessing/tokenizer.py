@@ -19,7 +19,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, processors
@@ -29,6 +29,7 @@ from tokenizers.models import WordPiece
 from ..errors import ConfigError, EntryNotFoundError, InputError, TokenizerError
 from ..hub import resolve
 from ..io import atomic_folder, read_json, write_json
+from .encoding import TENSOR_TYPES, BatchEncoding, CharSpan, TokenSpan, check_tensor_type
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ SPECIAL_TOKEN_NAMES = (
 )
 PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
-TENSOR_TYPES = ("np", "pt")
 SIDES = ("right", "left")
 
 _BERT_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
@@ -61,6 +61,7 @@ _LEFT = {"padding_side": "left"}
 CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
     "BertTokenizer": {"model_input_names": _ITA, **_BERT_TOKENS},
     "ElectraTokenizer": {"model_input_names": _ITA, **_BERT_TOKENS},
+    "DistilBertTokenizer": {"model_input_names": ["input_ids", "attention_mask"], **_BERT_TOKENS},
     "DebertaTokenizer": {"model_input_names": _IAT},
     "DebertaV2Tokenizer": {"model_input_names": _IAT},
     "FNetTokenizer": {"model_input_names": ["input_ids", "token_type_ids"]},
@@ -68,23 +69,21 @@ CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
     "CohereTokenizer": _LEFT, "XLNetTokenizer": _LEFT,
 }
 DEFAULT_CLASS = "PreTrainedTokenizerFast"   # loadable by transformers 4.x and 5.x alike
+# When tokenizer_config.json names no class (bert-base-uncased), the model's config.json
+# "model_type" decides, as in transformers' AutoTokenizer.
+MODEL_TYPE_CLASSES = {
+    "bert": "BertTokenizer", "electra": "BertTokenizer", "distilbert": "BertTokenizer",
+    "deberta": "DebertaTokenizer", "deberta-v2": "DebertaV2Tokenizer", "fnet": "FNetTokenizer",
+    "code_llama": "CodeLlamaTokenizer", "gemma": "GemmaTokenizer", "gemma2": "GemmaTokenizer",
+    "cohere": "CohereTokenizer", "xlnet": "XLNetTokenizer",
+}
 
 # Config keys that describe where files were, or that loom rewrites itself on save.
 _NOT_SAVED = {
     "name_or_path", "tokenizer_file", "vocab_file", "special_tokens_map_file", "is_local",
-    "local_files_only", "files_loaded", "added_tokens_decoder", "extra_special_tokens",
+    "local_files_only", "files_loaded", "use_fast", "added_tokens_decoder", "extra_special_tokens",
     "additional_special_tokens", "model_specific_special_tokens", "max_len",
 }
-
-
-class CharSpan(NamedTuple):
-    start: int
-    end: int
-
-
-class TokenSpan(NamedTuple):
-    start: int
-    end: int
 
 
 def _class_key(name: str | None) -> str:
@@ -117,118 +116,6 @@ def _as_added_token(token: Any, where: str) -> str | AddedToken:
         kw = {f: getattr(token, f) for f in fields if getattr(token, f, None) is not None}
         return AddedToken(content, **kw)
     raise InputError(f"{where} must hold str or AddedToken values, found {token!r}")
-
-
-# ------------------------------------------------------------------ BatchEncoding
-
-
-class BatchEncoding(dict):
-    """The output of a `Tokenizer` call: a dict of lists or arrays, plus the backend
-    `tokenizers.Encoding` of every row for word/char/token alignment."""
-
-    def __init__(self, data=None, encodings=None, tensor_type: str | None = None):
-        super().__init__(data or {})
-        self._encodings = encodings
-        if tensor_type is not None:
-            self.convert_to_tensors(tensor_type)
-
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"BatchEncoding has no key or attribute {name!r}") from None
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            return super().__getitem__(key)
-        if isinstance(key, int) and self._encodings is not None:
-            return self._encodings[key]
-        if isinstance(key, slice):
-            return {k: v[key] for k, v in self.items()}
-        raise KeyError(f"BatchEncoding keys are str (outputs), int (encodings) or slice; got {key!r}")
-
-    @property
-    def encodings(self):
-        return self._encodings
-
-    @property
-    def n_sequences(self) -> int | None:
-        return self._encodings[0].n_sequences if self._encodings else None
-
-    def _encoding(self, batch_index: int):
-        if self._encodings is None:
-            raise InputError("this BatchEncoding holds no encodings (it was not made by a Tokenizer call)")
-        return self._encodings[batch_index]
-
-    @staticmethod
-    def _split(first: int, second: int | None) -> tuple[int, int]:
-        return (0, first) if second is None else (first, second)
-
-    def tokens(self, batch_index: int = 0) -> list[str]:
-        return self._encoding(batch_index).tokens
-
-    def word_ids(self, batch_index: int = 0) -> list[int | None]:
-        return self._encoding(batch_index).word_ids
-
-    def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
-        return self._encoding(batch_index).sequence_ids
-
-    def token_to_word(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
-        b, t = self._split(batch_or_token_index, token_index)
-        return self._encoding(b).token_to_word(t)
-
-    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None):
-        b, t = self._split(batch_or_token_index, token_index)
-        return self._encoding(b).token_to_sequence(t)
-
-    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None):
-        b, t = self._split(batch_or_token_index, token_index)
-        span = self._encoding(b).token_to_chars(t)
-        return CharSpan(*span) if span is not None else None
-
-    def char_to_token(self, batch_or_char_index: int, char_index: int | None = None,
-                      sequence_index: int = 0) -> int | None:
-        b, c = self._split(batch_or_char_index, char_index)
-        return self._encoding(b).char_to_token(c, sequence_index)
-
-    def word_to_tokens(self, batch_or_word_index: int, word_index: int | None = None,
-                       sequence_index: int = 0):
-        b, w = self._split(batch_or_word_index, word_index)
-        span = self._encoding(b).word_to_tokens(w, sequence_index)
-        return TokenSpan(*span) if span is not None else None
-
-    def convert_to_tensors(self, tensor_type: str) -> BatchEncoding:
-        """Turn every value into an int64 array ("np") or tensor ("pt"), in place."""
-        if tensor_type not in TENSOR_TYPES:
-            raise InputError(f"return_tensors must be one of {TENSOR_TYPES} or None, found {tensor_type!r}")
-        for key, value in self.items():
-            if isinstance(value, (list, tuple)):
-                lengths = {len(v) for v in value if isinstance(v, (list, tuple))}
-                if len(lengths) > 1:
-                    raise InputError(
-                        f"cannot make {tensor_type!r} tensors of {key!r}: rows have lengths"
-                        f" {sorted(lengths)}; pass padding=True (and truncation=True if needed)"
-                    )
-                array = np.asarray(value, dtype=np.int64)
-                if tensor_type == "pt":
-                    import torch
-
-                    array = torch.from_numpy(array)
-                self[key] = array
-        return self
-
-    def to(self, device, *, non_blocking: bool = False) -> BatchEncoding:
-        """Move every torch tensor to `device` (needs `return_tensors="pt"`)."""
-        for key, value in self.items():
-            if isinstance(value, np.ndarray) or not callable(getattr(value, "to", None)):
-                raise InputError(
-                    f"BatchEncoding.to() moves torch tensors, but {key!r} is a"
-                    f" {type(value).__name__}; call the tokenizer with return_tensors='pt'"
-                )
-            self[key] = value.to(device=device, non_blocking=non_blocking)
-        return self
 
 
 # ------------------------------------------------------------------ the BERT vocab.txt builder
@@ -304,7 +191,16 @@ class Tokenizer:
     def __init__(self, backend: _Backend, config: dict | None = None, *, name_or_path: str = ""):
         config = dict(config or {})
         self.tokenizer_class = config.get("tokenizer_class") or DEFAULT_CLASS
-        config = {**CLASS_DEFAULTS.get(_class_key(self.tokenizer_class), {}), **config}
+        defaults = dict(CLASS_DEFAULTS.get(_class_key(self.tokenizer_class), {}))
+        # As in transformers, padding/truncation baked into tokenizer.json supply defaults:
+        # they beat a class's sides but not the special tokens its __init__ names.
+        padding, truncation = backend.padding or {}, backend.truncation or {}
+        for key, value in (("truncation_side", truncation.get("direction")),
+                           ("padding_side", padding.get("direction")),
+                           ("pad_token", padding.get("pad_token"))):
+            if value is not None and (key.endswith("_side") or key not in defaults):
+                defaults[key] = value
+        config = {**defaults, **config}
         self._backend = backend
         self._config = config
         self.name_or_path = str(name_or_path)
@@ -349,12 +245,14 @@ class Tokenizer:
             if map_file is not None:
                 config.update(_read_json_file(map_file))
         config.update(overrides)
+        if not config.get("tokenizer_class"):
+            config["tokenizer_class"] = _class_from_model_config(find("config.json"))
         added_tokens_file = find(ADDED_TOKENS_FILE)
         if tokenizer_file is not None:
             backend = _load_backend(tokenizer_file)
             _add_listed_tokens(backend, config, added_tokens_file)
         else:
-            config.setdefault("tokenizer_class", "BertTokenizer")
+            config["tokenizer_class"] = config["tokenizer_class"] or "BertTokenizer"
             defaults = CLASS_DEFAULTS.get(_class_key(config["tokenizer_class"]), {})
             backend = build_wordpiece_backend(vocab_file, {**defaults, **config}, added_tokens_file)
         return cls(backend, config, name_or_path=str(path_or_repo_id))
@@ -364,12 +262,14 @@ class Tokenizer:
         if limit is None:
             limit = VERY_LARGE_INTEGER
         if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0:
-            raise ConfigError(f"model_max_length in {CONFIG_FILE} must be a non-negative int, found {limit!r}")
+            raise TokenizerError(f"model_max_length in {CONFIG_FILE} must be a non-negative int,"
+                                 f" found {limit!r}")
         self.model_max_length = int(limit)
         for key in ("padding_side", "truncation_side"):
             side = config.get(key, "right")
             if side not in SIDES:
-                raise ConfigError(f"{key} in {CONFIG_FILE} must be 'right' or 'left', found {side!r}")
+                raise TokenizerError(f"{key} in {CONFIG_FILE} must be 'right' or 'left',"
+                                     f" found {side!r}")
             setattr(self, key, side)
         names = config.get("model_input_names") or ["input_ids", "attention_mask"]
         self.model_input_names = list(names)
@@ -386,14 +286,16 @@ class Tokenizer:
         if isinstance(extra, dict):   # transformers 5: {"image_token": "<image>", ...}
             named_extra, extra = extra, []
         if not isinstance(extra, (list, tuple)):
-            raise TokenizerError(f"additional_special_tokens in {CONFIG_FILE} must be a list, found {extra!r}")
+            raise TokenizerError(f"additional_special_tokens in {CONFIG_FILE} must be a list,"
+                                 f" found {extra!r}")
         for key, value in config.items():   # model-specific named tokens, e.g. "image_token"
             is_token = isinstance(value, str) or (isinstance(value, dict) and "content" in value)
             if key.endswith("_token") and key not in self._special and is_token:
                 named_extra.setdefault(key, value)
         for key, value in named_extra.items():
             self._special[key] = _token_content(value, f"{key} in {CONFIG_FILE}")
-        self._extra = [_token_content(t, f"additional_special_tokens in {CONFIG_FILE}") for t in extra]
+        where = f"additional_special_tokens in {CONFIG_FILE}"
+        self._extra = [_token_content(t, where) for t in extra]
 
     def _register_special_tokens(self) -> None:
         """Make every special token an unsplittable special token of the backend, as
@@ -523,7 +425,7 @@ class Tokenizer:
         for key, value in dict(special_tokens_dict or {}).items():
             if key not in allowed:
                 raise InputError(f"special_tokens_dict key {key!r} is not one of {sorted(allowed)}")
-            values = value if key in ("additional_special_tokens", "extra_special_tokens") else [value]
+            values = [value] if key in SPECIAL_TOKEN_NAMES else value
             if not isinstance(values, (list, tuple)):
                 raise InputError(f"special_tokens_dict[{key!r}] must be a list, found {value!r}")
             tokens = [_as_added_token(v, f"special_tokens_dict[{key!r}]") for v in values]
@@ -550,31 +452,28 @@ class Tokenizer:
                  return_special_tokens_mask: bool = False, return_overflowing_tokens: bool = False,
                  return_length: bool = False, is_split_into_words: bool = False) -> BatchEncoding:
         """Tokenize one text (or pair), or a batch of texts (or pairs)."""
-        if return_tensors is not None and return_tensors not in TENSOR_TYPES:
-            raise InputError(f"return_tensors must be one of {TENSOR_TYPES} or None, found {return_tensors!r}")
+        if return_tensors is not None:
+            check_tensor_type(return_tensors)
         if padding_side is not None and padding_side not in SIDES:
             raise InputError(f"padding_side must be 'right' or 'left', found {padding_side!r}")
         batch, is_batched = _as_batch(text, text_pair, is_split_into_words)
-        pad, trunc, max_length = self._strategies(padding, truncation, max_length, pad_to_multiple_of)
+        pad, trunc, max_length = self._strategies(padding, truncation, max_length,
+                                                  pad_to_multiple_of)
         _check_int("stride", stride, minimum=0)
-        self._configure_backend(pad, trunc, max_length, stride, pad_to_multiple_of, padding_side)
         try:
+            self._configure_backend(pad, trunc, max_length, stride, pad_to_multiple_of,
+                                    padding_side)
             encodings = self._backend.encode_batch(
                 batch, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words)
         except Exception as e:   # the Rust side reports bad truncation settings as plain errors
             raise InputError(
                 f"tokenizing failed with truncation={trunc!r}, max_length={max_length},"
                 f" stride={stride}: {e}") from None
-        want = {
-            "token_type_ids": return_token_type_ids if return_token_type_ids is not None
-            else "token_type_ids" in self.model_input_names,
-            "attention_mask": return_attention_mask if return_attention_mask is not None
-            else "attention_mask" in self.model_input_names,
-            "special_tokens_mask": return_special_tokens_mask,
-            "offset_mapping": return_offsets_mapping,
-            "length": return_length,
-        }
-        data, rows = _collect(encodings, want, return_overflowing_tokens)
+        asked = {"token_type_ids": return_token_type_ids, "attention_mask": return_attention_mask,
+                 "special_tokens_mask": return_special_tokens_mask,
+                 "offset_mapping": return_offsets_mapping, "length": return_length}
+        keys = [k for k, on in asked.items() if (k in self.model_input_names if on is None else on)]
+        data, rows = _collect(encodings, keys, return_overflowing_tokens)
         if max_length is None:
             self._warn_if_too_long(data.get("input_ids", []))
         if not is_batched and return_tensors is None and not return_overflowing_tokens:
@@ -590,10 +489,8 @@ class Tokenizer:
             _check_int("pad_to_multiple_of", pad_to_multiple_of, minimum=1)
         if max_length is not None and padding is False and truncation is None:
             truncation = "longest_first"   # a bare max_length truncates, as in transformers
-        pad = _strategy("padding", padding, {True: "longest", False: "do_not_pad", None: "do_not_pad"},
-                        PADDING_STRATEGIES)
-        trunc = _strategy("truncation", truncation,
-                          {True: "longest_first", False: "do_not_truncate", None: "do_not_truncate"},
+        pad = _strategy("padding", padding, "longest", "do_not_pad", PADDING_STRATEGIES)
+        trunc = _strategy("truncation", truncation, "longest_first", "do_not_truncate",
                           TRUNCATION_STRATEGIES)
         no_limit = self.model_max_length > LARGE_INTEGER
         if max_length is None:
@@ -605,7 +502,7 @@ class Tokenizer:
                 max_length = self.model_max_length
             if trunc != "do_not_truncate":
                 if no_limit:
-                    logger.info("truncation asked without max_length and no model_max_length: not truncating")
+                    logger.info("truncation without max_length or model_max_length: not truncating")
                     trunc = "do_not_truncate"
                 else:
                     max_length = self.model_max_length
@@ -647,18 +544,21 @@ class Tokenizer:
         if longest > self.model_max_length and not self._warned_too_long:
             self._warned_too_long = True
             logger.warning("a sequence of %d tokens is longer than model_max_length=%d: the model"
-                           " cannot take it whole; pass truncation=True", longest, self.model_max_length)
+                           " cannot take it whole; pass truncation=True", longest,
+                           self.model_max_length)
 
     def encode(self, text, text_pair=None, *, add_special_tokens: bool = True,
                padding: bool | str = False, truncation: bool | str | None = None,
                max_length: int | None = None, stride: int = 0, return_tensors: str | None = None,
                is_split_into_words: bool = False):
         """The input ids of one text (or pair)."""
-        return self(text, text_pair, add_special_tokens=add_special_tokens, padding=padding,
-                    truncation=truncation, max_length=max_length, stride=stride,
-                    return_tensors=return_tensors, is_split_into_words=is_split_into_words)["input_ids"]
+        encoding = self(text, text_pair, add_special_tokens=add_special_tokens, padding=padding,
+                        truncation=truncation, max_length=max_length, stride=stride,
+                        return_tensors=return_tensors, is_split_into_words=is_split_into_words)
+        return encoding["input_ids"]
 
-    def tokenize(self, text: str, pair: str | None = None, add_special_tokens: bool = False) -> list[str]:
+    def tokenize(self, text: str, pair: str | None = None,
+                 add_special_tokens: bool = False) -> list[str]:
         return self(text, pair, add_special_tokens=add_special_tokens).tokens()
 
     # -------------------------------------------------------------- decoding
@@ -702,15 +602,21 @@ class Tokenizer:
     def save_pretrained(self, save_directory: str | os.PathLike) -> list[str]:
         """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json atomically
         (files of a model already in the folder stay); returns the file names written."""
-        backend_json = json.loads(self._backend.to_str())
-        backend_json["truncation"] = _backend_params(self._file_truncation, "truncation")
-        backend_json["padding"] = _backend_params(self._file_padding, "padding")
-        config = self._config_to_save(backend_json.get("normalizer"))
+        backend = self._backend   # written with the padding/truncation its file had
+        if self._file_truncation is not None:
+            backend.enable_truncation(**self._file_truncation)
+        if self._file_padding is not None:
+            backend.enable_padding(**self._file_padding)
+        try:
+            text = backend.to_str(pretty=True) + "\n"
+        finally:
+            backend.no_truncation()
+            backend.no_padding()
+        config = self._config_to_save(json.loads(text).get("normalizer"))
         special_map = dict(self.special_tokens_map)
         if self._extra:
             special_map["additional_special_tokens"] = list(self._extra)
         with atomic_folder(save_directory) as tmp:
-            text = json.dumps(backend_json, indent=2, ensure_ascii=False) + "\n"
             (tmp / TOKENIZER_FILE).write_text(text, encoding="utf-8")
             write_json(tmp / CONFIG_FILE, config)
             write_json(tmp / SPECIAL_TOKENS_MAP_FILE, special_map)
@@ -740,7 +646,8 @@ class Tokenizer:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name_or_path={self.name_or_path!r},"
                 f" class={self.tokenizer_class}, vocab_size={self.vocab_size}, len={len(self)},"
-                f" model_max_length={self.model_max_length}, special_tokens={self.special_tokens_map})")
+                f" model_max_length={self.model_max_length},"
+                f" special_tokens={self.special_tokens_map})")
 
 
 PreTrainedTokenizerFast = Tokenizer
@@ -754,6 +661,18 @@ def _read_json_file(path: Path) -> dict:
         return read_json(path, what="tokenizer file")
     except ConfigError as e:
         raise TokenizerError(str(e)) from None
+
+
+def _class_from_model_config(path: Path | None) -> str | None:
+    """The tokenizer class a model's config.json implies, or None."""
+    if path is None:
+        return None
+    try:
+        model_config = read_json(path, what="model config")
+    except ConfigError:
+        return None   # a broken model config is the model loader's to report
+    declared = model_config.get("tokenizer_class")
+    return declared or MODEL_TYPE_CLASSES.get(model_config.get("model_type"))
 
 
 def _load_backend(path: Path) -> _Backend:
@@ -791,102 +710,78 @@ def _add_listed_tokens(backend: _Backend, config: dict, added_tokens_file: Path 
                            content, backend.token_to_id(content), index)
 
 
-def _backend_params(params: dict | None, kind: str) -> dict | None:
-    """tokenizers' padding/truncation dicts in the JSON layout of tokenizer.json."""
-    if params is None:
-        return None
-    if kind == "truncation":
-        return {"direction": params["direction"].capitalize(), "max_length": params["max_length"],
-                "strategy": "".join(w.capitalize() for w in params["strategy"].split("_")),
-                "stride": params["stride"]}
-    length = params["length"]
-    return {"strategy": {"Fixed": length} if length is not None else "BatchLongest",
-            "direction": params["direction"].capitalize(),
-            "pad_to_multiple_of": params["pad_to_multiple_of"], "pad_id": params["pad_id"],
-            "pad_type_id": params["pad_type_id"], "pad_token": params["pad_token"]}
-
-
 def _check_int(name: str, value, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an int >= {minimum}, found {value!r}")
 
 
-def _strategy(name: str, value, aliases: dict, allowed: tuple[str, ...]) -> str:
+def _strategy(name: str, value, on: str, off: str, allowed: tuple[str, ...]) -> str:
     if isinstance(value, bool) or value is None:
-        return aliases[value]
+        return on if value else off
     value = getattr(value, "value", value)   # transformers' enums are accepted too
     if value not in allowed:
         raise InputError(f"{name} must be True, False or one of {allowed}, found {value!r}")
     return value
 
 
-def _is_words(value) -> bool:
-    return isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value)
-
-
-def _check_item(item, index: int, split: bool, pairs_allowed: bool) -> Any:
-    """One batch entry as tokenizers wants it: a text, a word list, or a (first, second) pair."""
-    one = _is_words if split else (lambda v: isinstance(v, str))
-    if one(item):   # a pair of word lists is never itself a list of words: no ambiguity
-        return list(item) if split else item
-    if pairs_allowed and isinstance(item, (list, tuple)) and len(item) == 2 and all(map(one, item)):
-        return (list(item[0]), list(item[1])) if split else (item[0], item[1])
-    kind = "a list of words" if split else "a str"
-    raise InputError(f"text[{index}] must be {kind}{' or a pair of them' if pairs_allowed else ''},"
-                     f" found {type(item).__name__}: {item!r:.80}")
-
-
 def _as_batch(text, text_pair, split: bool) -> tuple[list, bool]:
-    """The inputs as a list of backend items, and whether the caller passed a batch."""
-    if split:
-        batched = isinstance(text, (list, tuple)) and len(text) > 0 and isinstance(text[0], (list, tuple))
-        single_ok = _is_words
-    else:
-        batched = isinstance(text, (list, tuple))
-        single_ok = lambda v: isinstance(v, str)  # noqa: E731
-    expected = "a list of words (or a batch of them)" if split else "a str or a list of str"
+    """The inputs as a list of backend items (a text, a word list, or a pair of them), and
+    whether the caller passed a batch; names the first argument that does not fit."""
+    kind = "a list of words" if split else "a str"
+
+    def one(v) -> bool:
+        if split:
+            return isinstance(v, (list, tuple)) and all(isinstance(w, str) for w in v)
+        return isinstance(v, str)
+
+    def item(v, name: str):
+        if one(v):   # a pair of word lists is never itself a list of words: no ambiguity
+            return list(v) if split else v
+        if isinstance(v, (list, tuple)) and len(v) == 2 and one(v[0]) and one(v[1]):
+            return (list(v[0]), list(v[1])) if split else (v[0], v[1])
+        raise InputError(f"{name} must be {kind} (or a pair of them), found"
+                         f" {type(v).__name__}: {v!r:.60}")
+
+    first = text[0] if isinstance(text, (list, tuple)) and text else None
+    batched = isinstance(text, (list, tuple)) and (not split or isinstance(first, (list, tuple)))
     if not batched:
-        if not single_ok(text):
-            raise InputError(f"text must be {expected}, found {type(text).__name__}")
-        if text_pair is not None and not single_ok(text_pair):
-            raise InputError(f"text_pair must be like text ({expected}), found {type(text_pair).__name__}")
+        for name, value in (("text", text), ("text_pair", text_pair)):
+            if (value is not None or name == "text") and not one(value):
+                raise InputError(f"{name} must be {kind} or a batch (list) of them, found"
+                                 f" {type(value).__name__}")
         # As in transformers, an empty text_pair counts as no pair for a single input.
-        return [_check_item((text, text_pair) if text_pair else text, 0, split, True)], False
+        return [item((text, text_pair) if text_pair else text, "text")], False
     if text_pair is None:
-        return [_check_item(t, i, split, True) for i, t in enumerate(text)], True
+        return [item(t, f"text[{i}]") for i, t in enumerate(text)], True
     if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
-        found = f"length {len(text_pair)}" if isinstance(text_pair, (list, tuple)) else type(text_pair).__name__
+        found = (f"length {len(text_pair)}" if isinstance(text_pair, (list, tuple))
+                 else type(text_pair).__name__)
         raise InputError(f"text_pair must be a list as long as text ({len(text)}), found {found}")
-    for i, (a, b) in enumerate(zip(text, text_pair)):
-        for name, value in (("text", a), ("text_pair", b)):
-            if not single_ok(value):
-                raise InputError(f"{name}[{i}] must be {'a list of words' if split else 'a str'},"
-                                 f" found {type(value).__name__}")
-    return [(list(a), list(b)) if split else (a, b) for a, b in zip(text, text_pair)], True
+    return [item((a, b), f"text[{i}] with text_pair[{i}]")
+            for i, (a, b) in enumerate(zip(text, text_pair))], True
 
 
-def _collect(encodings, want: dict[str, bool], overflow: bool) -> tuple[dict, list]:
+# Optional outputs of a call, read from one backend `tokenizers.Encoding`, in transformers' order.
+_OUTPUTS = {
+    "token_type_ids": lambda e: e.type_ids,
+    "attention_mask": lambda e: e.attention_mask,
+    "special_tokens_mask": lambda e: e.special_tokens_mask,
+    "offset_mapping": lambda e: e.offsets,
+    "length": lambda e: len(e.ids),
+}
+
+
+def _collect(encodings, keys: list[str], overflow: bool) -> tuple[dict, list]:
     """Backend encodings to columns; with `overflow`, every window is its own row."""
-    data: dict[str, list] = {"input_ids": []}
-    for key, on in want.items():
-        if on:
-            data[key] = []
+    data: dict[str, list] = {"input_ids": [], **{key: [] for key in keys}}
     rows, mapping = [], []
     for sample, encoding in enumerate(encodings):
         for window in [encoding, *encoding.overflowing] if overflow else [encoding]:
             rows.append(window)
             mapping.append(sample)
             data["input_ids"].append(window.ids)
-            if want["token_type_ids"]:
-                data["token_type_ids"].append(window.type_ids)
-            if want["attention_mask"]:
-                data["attention_mask"].append(window.attention_mask)
-            if want["special_tokens_mask"]:
-                data["special_tokens_mask"].append(window.special_tokens_mask)
-            if want["offset_mapping"]:
-                data["offset_mapping"].append(window.offsets)
-            if want["length"]:
-                data["length"].append(len(window.ids))
+            for key in keys:
+                data[key].append(_OUTPUTS[key](window))
     if overflow:
         data["overflow_to_sample_mapping"] = mapping
     return data, rows
@@ -897,7 +792,8 @@ def _to_list(ids):
     if hasattr(ids, "tolist"):
         return ids.tolist()
     if isinstance(ids, (list, tuple)):
-        return [_to_list(i) if isinstance(i, (list, tuple)) or hasattr(i, "tolist") else i for i in ids]
+        return [_to_list(i) if isinstance(i, (list, tuple)) or hasattr(i, "tolist") else i
+                for i in ids]
     return ids
 
 

@@ -93,3 +93,34 @@ def test_cli_embed_and_similarity(capsys):
     assert len(emb) == 384 and abs(sum(x * x for x in emb) - 1) < 1e-4
     assert main(["embed", "x", "--model", "/no/such/folder"]) == 2
     assert "neither an existing folder" in capsys.readouterr().err
+
+
+def test_add_tokens_resize_run_save_reload(tmp_path):
+    tok = loom.AutoTokenizer.from_pretrained(minilm_dir())
+    model = loom.AutoModel.from_pretrained(minilm_dir())
+    n_old = len(tok)
+    added = tok.add_tokens(["loomification", "hyperparamz"]) + tok.add_special_tokens(
+        {"additional_special_tokens": ["<ctx>"]})
+    assert added == 3 and len(tok) == n_old + 3
+    model.resize_token_embeddings(len(tok))
+    text = "<ctx> loomification of hyperparamz"
+    ids = tok(text)["input_ids"]
+    for word in ("<ctx>", "loomification", "hyperparamz"):
+        assert tok.convert_tokens_to_ids(word) in ids and tok.convert_tokens_to_ids(word) >= n_old
+    assert len(ids) == 2 + 4  # [CLS] <ctx> loomification of hyperparamz [SEP]
+    batch = tok([text, "plain words"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        before = model(**batch).last_hidden_state
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    tok2 = loom.AutoTokenizer.from_pretrained(tmp_path)
+    model2 = loom.AutoModel.from_pretrained(tmp_path)
+    batch2 = tok2([text, "plain words"], padding=True, return_tensors="pt")
+    assert torch.equal(batch2["input_ids"], batch["input_ids"])
+    with torch.no_grad():
+        assert torch.equal(model2(**batch2).last_hidden_state, before)
+    ref_tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ref = transformers.AutoModel.from_pretrained(tmp_path).eval()
+    assert ref_tok(text)["input_ids"] == ids
+    with torch.no_grad():
+        assert_close(ref(**batch).last_hidden_state, before, 1e-5, "transformers reload")

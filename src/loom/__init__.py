@@ -20,6 +20,7 @@ _LAZY = {
             "ShapeMismatchError", "UnsafeCheckpointError", "TokenizerError", "InputError",
             "HubError", "OfflineError", "NetworkError", "EntryNotFoundError",
             "RepositoryNotFoundError", "RevisionNotFoundError", "GatedRepoError",
+            "UnauthorizedError", "CorruptDownloadError",
         )
     },
     "Config": "loom.configuration",
@@ -33,7 +34,7 @@ _LAZY = {
         for name in (
             "AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForMaskedLM",
             "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
-            "AutoModelForQuestionAnswering", "AutoModelForPreTraining",
+            "AutoModelForQuestionAnswering", "AutoModelForPreTraining", "AutoModelForCausalLM",
         )
     },
     **{
@@ -44,6 +45,55 @@ _LAZY = {
         )
     },
     "SentenceEmbedder": "loom.embeddings",
+    # vision and multimodal
+    **{
+        name: "loom.auto"
+        for name in ("AutoImageProcessor", "AutoProcessor", "AutoModelForImageClassification",
+                     "AutoModelForZeroShotImageClassification")
+    },
+    "ImageProcessor": "loom.preprocessing.image",
+    **{name: "loom.preprocessing.processor" for name in ("Processor", "ProcessorMixin", "BatchFeature")},
+    **{
+        name: "loom.models.vit"
+        for name in ("ViTConfig", "ViTModel", "ViTForImageClassification", "ViTImageProcessor")
+    },
+    **{
+        name: "loom.models.clip"
+        for name in (
+            "CLIPConfig", "CLIPTextConfig", "CLIPVisionConfig", "CLIPModel", "CLIPTextModel",
+            "CLIPVisionModel", "CLIPTextModelWithProjection", "CLIPVisionModelWithProjection",
+            "CLIPImageProcessor", "CLIPProcessor",
+        )
+    },
+    **{
+        name: "loom.models.gpt2"
+        for name in ("GPT2Config", "GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification")
+    },
+    **{
+        name: "loom.models.llama"
+        for name in ("LlamaConfig", "LlamaModel", "LlamaForCausalLM", "LlamaForSequenceClassification")
+    },
+    **{
+        name: "loom.generation"
+        for name in (
+            "GenerationConfig", "GenerationMixin", "GenerateOutput", "LogitsProcessor",
+            "LogitsProcessorList", "StoppingCriteria", "StoppingCriteriaList", "TextStreamer",
+            "TextIteratorStreamer",
+        )
+    },
+    **{name: "loom.nn.cache" for name in ("DynamicCache", "StaticCache")},
+    # training (loom.training loads torch only when a torch-side name is used)
+    **{
+        name: "loom.training"
+        for name in (
+            "Trainer", "TrainingArguments", "TrainOutput", "EvalPrediction", "PredictionOutput",
+            "DataCollatorWithPadding", "DataCollatorForLanguageModeling",
+            "DataCollatorForTokenClassification", "DataCollatorForSeq2Seq", "default_data_collator",
+            "TrainerCallback", "TrainerState", "TrainerControl", "ProgressCallback",
+            "JSONLinesCallback", "EarlyStoppingCallback", "TensorBoardCallback", "set_seed",
+        )
+    },
+    "pipeline": "loom.pipelines",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

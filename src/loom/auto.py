@@ -18,7 +18,7 @@ from .errors import ConfigError, UnknownModelTypeError
 from .io import read_json
 from .models import MODEL_TYPES
 
-_HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "subfolder")
+_HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "subfolder", "force_download")
 
 
 def model_module(model_type: str | None, source: Any = None):
@@ -48,13 +48,20 @@ class AutoConfig:
         raise TypeError("use AutoConfig.from_pretrained(...) or AutoConfig.for_model(...)")
 
     @staticmethod
-    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs) -> Config:
-        from .hub import resolve
+    def from_pretrained(path_or_repo_id: str | os.PathLike, *, gguf_file: str | None = None,
+                        **kwargs) -> Config:
+        from .hub import pin, resolve
+        from .modeling.gguf import read_gguf, resolve_gguf
 
         hub = _hub_kwargs(kwargs)
         overrides = {k: v for k, v in kwargs.items() if k not in hub}
-        path = resolve(path_or_repo_id, CONFIG_NAME, **hub)
-        data = read_json(path, what="config file")
+        hub["revision"] = pin(path_or_repo_id, hub.get("revision"))  # one commit per load
+        path = resolve_gguf(path_or_repo_id, gguf_file, **hub)   # a GGUF file's metadata
+        if path is not None:
+            data = read_gguf(path).config_dict()
+        else:
+            path = resolve(path_or_repo_id, CONFIG_NAME, **hub)
+            data = read_json(path, what="config file")
         return config_class_for(data, path).from_dict(data, **overrides)
 
     @staticmethod
@@ -89,12 +96,17 @@ class _AutoModel:
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, *, config: Config | None = None,
                         gguf_file: str | None = None, **kwargs):
+        from .hub import pin
+
+        kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # config and weights: one commit
         if config is None:
             hub = _hub_kwargs(kwargs)
             model_kwargs = ("dtype", "torch_dtype", "device", "ignore_mismatched_sizes")
             overrides = {k: v for k, v in kwargs.items() if k not in hub and k not in model_kwargs}
-            config = AutoConfig.from_pretrained(path_or_repo_id, **hub, **overrides)
+            config = AutoConfig.from_pretrained(path_or_repo_id, gguf_file=gguf_file, **hub, **overrides)
             kwargs = {k: v for k, v in kwargs.items() if k not in overrides}
+        if gguf_file is not None:
+            kwargs["gguf_file"] = gguf_file
         model_cls = cls.model_class(config)
         return model_cls.from_pretrained(path_or_repo_id, config=config, **kwargs)
 
@@ -123,6 +135,10 @@ class AutoModelForPreTraining(_AutoModel):
     task = "pretraining"
 
 
+class AutoModelForCausalLM(_AutoModel):
+    task = "causal-lm"
+
+
 class AutoTokenizer:
     """`AutoTokenizer.from_pretrained(path)`: loom has one tokenizer class over `tokenizers`."""
 
@@ -136,6 +152,92 @@ class AutoTokenizer:
         return Tokenizer.from_pretrained(path_or_repo_id, **kwargs)
 
 
+class AutoModelForImageClassification(_AutoModel):
+    task = "image-classification"
+
+
+class AutoModelForZeroShotImageClassification(_AutoModel):
+    task = "zero-shot-image-classification"
+
+
+def preprocessor_class(name: str) -> type | None:
+    """The loom image processor or processor class a file names ("CLIPProcessor"), or None.
+
+    Model folders list theirs in `PREPROCESSORS` (role -> class name); their `__init__`
+    imports no torch, so looking through all of them is cheap.
+    """
+    for folder in dict.fromkeys(m.split(".")[0] for m in MODEL_TYPES.values()):
+        module = importlib.import_module(f"loom.models.{folder}")
+        if name in getattr(module, "PREPROCESSORS", {}).values():
+            return getattr(module, name)
+    return None
+
+
+def _preprocessor_for_model(path_or_repo_id, hub: dict[str, Any], role: str) -> type | None:
+    """The `role` class ("image_processor", "processor") of the folder's config.json model_type."""
+    from .hub import resolve
+
+    path = resolve(path_or_repo_id, CONFIG_NAME, required=False, **hub)
+    model_type = read_json(path, what="config file").get("model_type") if path else None
+    if model_type not in MODEL_TYPES:
+        return None
+    module = model_module(model_type)
+    name = getattr(module, "PREPROCESSORS", {}).get(role)
+    return getattr(module, name) if name else None
+
+
+class AutoImageProcessor:
+    """`AutoImageProcessor.from_pretrained(path)`: the class its preprocessor config names
+    (`image_processor_type`, or the older `feature_extractor_type`), else the model's."""
+
+    def __init__(self):
+        raise TypeError("use AutoImageProcessor.from_pretrained(...)")
+
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
+        from .preprocessing.image import image_processor_class_name, load_image_processor_dict
+
+        hub = _hub_kwargs(kwargs)
+        # transformers' backend switches: loom has one backend, equal to the PIL one.
+        overrides = {k: v for k, v in kwargs.items() if k not in hub and k not in ("use_fast", "backend")}
+        config = load_image_processor_dict(path_or_repo_id, **hub)
+        name = image_processor_class_name(config)
+        cls = preprocessor_class(name) if name else _preprocessor_for_model(path_or_repo_id, hub, "image_processor")
+        if cls is None:
+            raise UnknownModelTypeError(
+                f"{path_or_repo_id}: loom has no image processor {name or '(none named, and no known model_type)'};"
+                f" use loom.preprocessing.image.ImageProcessor.from_pretrained() to read the settings generically"
+            )
+        return cls.from_dict(config, **overrides)
+
+
+class AutoProcessor:
+    """`AutoProcessor.from_pretrained(path)`: the processor class the folder names
+    (processor_config.json, preprocessor_config.json or tokenizer_config.json
+    "processor_class"), else the model's; a folder with a single preprocessor gives that one."""
+
+    def __init__(self):
+        raise TypeError("use AutoProcessor.from_pretrained(...)")
+
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
+        from .hub import resolve
+
+        hub = _hub_kwargs(kwargs)
+        for filename in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
+            path = resolve(path_or_repo_id, filename, required=False, **hub)
+            name = read_json(path, what=filename).get("processor_class") if path else None
+            cls = preprocessor_class(name) if isinstance(name, str) else None
+            if cls is not None:
+                return cls.from_pretrained(path_or_repo_id, **kwargs)
+        cls = _preprocessor_for_model(path_or_repo_id, hub, "processor")
+        if cls is not None:
+            return cls.from_pretrained(path_or_repo_id, **kwargs)
+        if any(resolve(path_or_repo_id, f, required=False, **hub) for f in ("tokenizer.json", "vocab.txt")):
+            return AutoTokenizer.from_pretrained(path_or_repo_id, **kwargs)
+        return AutoImageProcessor.from_pretrained(path_or_repo_id, **kwargs)
+
+
 def is_model_folder(path: str | os.PathLike) -> bool:
     return (Path(path) / CONFIG_NAME).is_file()
 
@@ -143,5 +245,7 @@ def is_model_folder(path: str | os.PathLike) -> bool:
 __all__ = [
     "AutoConfig", "AutoModel", "AutoModelForMaskedLM", "AutoModelForSequenceClassification",
     "AutoModelForTokenClassification", "AutoModelForQuestionAnswering",
-    "AutoModelForPreTraining", "AutoTokenizer",
+    "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoTokenizer",
+    "AutoModelForImageClassification", "AutoModelForZeroShotImageClassification",
+    "AutoImageProcessor", "AutoProcessor",
 ]

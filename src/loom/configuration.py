@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .errors import ConfigError
+from .hub_push import PushToHubMixin
 from .io import atomic_folder, read_json
 
 CONFIG_NAME = "config.json"
@@ -27,7 +28,7 @@ _DTYPE_KEYS = ("dtype", "torch_dtype")
 
 
 @dataclass(kw_only=True)
-class Config:
+class Config(PushToHubMixin):
     """Fields shared by every model. Subclasses add their own typed fields."""
 
     model_type: ClassVar[str] = ""
@@ -169,15 +170,22 @@ class Config:
         local_files_only: bool = False,
         token: str | bool | None = None,
         subfolder: str | None = None,
+        gguf_file: str | os.PathLike | None = None,
+        force_download: bool = False,
         **overrides,
     ) -> Config:
-        from .hub import resolve
+        from .hub import pin, resolve
+        from .modeling.gguf import read_gguf, resolve_gguf
 
-        path = resolve(
-            path_or_repo_id, CONFIG_NAME, revision=revision, cache_dir=cache_dir,
-            local_files_only=local_files_only, token=token, subfolder=subfolder,
-        )
-        data = read_json(path, what="config file")
+        hub = dict(revision=pin(path_or_repo_id, revision), cache_dir=cache_dir,
+                   local_files_only=local_files_only, token=token, subfolder=subfolder,
+                   force_download=force_download)
+        path = resolve_gguf(path_or_repo_id, gguf_file, **hub)   # a GGUF file's metadata
+        if path is not None:
+            data = read_gguf(path).config_dict()
+        else:
+            path = resolve(path_or_repo_id, CONFIG_NAME, **hub)
+            data = read_json(path, what="config file")
         if cls is Config or not cls.model_type:  # the base class dispatches like AutoConfig
             from .auto import config_class_for
 
@@ -189,7 +197,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """The config.json dict: every field, the unknown keys, and `model_type`."""
         out: dict[str, Any] = {}
-        reverse = {v: k for k, v in self.attribute_map.items()}
         internal = self.__dict__
         for f in dataclasses.fields(self):
             if f.name in ("extra", "num_labels"):
@@ -203,7 +210,7 @@ class Config:
                 continue
             if f.name in ("id2label", "pruned_heads") and value is not None:
                 value = {str(k): v for k, v in value.items()}
-            out[reverse.get(f.name, f.name)] = value
+            out[f.name] = value  # fields carry the checkpoint's key names
         for key, value in self.extra.items():
             out[key] = copy.deepcopy(value)
         out["model_type"] = internal.get("_file_model_type") or self.model_type

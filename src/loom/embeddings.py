@@ -34,74 +34,64 @@ def default_model_path() -> Path:
 
 def mean_pool(hidden, attention_mask):
     """Mean of the token vectors where attention_mask is 1. hidden (B, T, C) -> (B, C)."""
-    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    from .pipelines.feature_extraction import mean_pool as pool
+
+    return pool(hidden, attention_mask)
 
 
 class SentenceEmbedder:
+    """A sentence-transformers model as one object: the `feature-extraction` pipeline with
+    the folder's pooling, normalisation and max length (pooling and batching live there)."""
+
     def __init__(self, model: str | os.PathLike | None = None, *, device=None, dtype=None,
                  pooling: str | None = None, normalize: bool | None = None, max_length: int | None = None,
                  **load_kwargs):
         from .auto import AutoModel, AutoTokenizer
+        from .pipelines.feature_extraction import POOLINGS, FeatureExtractionPipeline
 
         path = default_model_path() if model is None else model
         self.tokenizer = AutoTokenizer.from_pretrained(path, **load_kwargs)
         self.model = AutoModel.from_pretrained(path, dtype=dtype, device=device, **load_kwargs)
-        st = _sentence_transformers_settings(path)
+        st = sentence_transformers_settings(path)
         self.pooling = pooling or st.get("pooling", "mean")
-        if self.pooling not in ("mean", "cls", "max"):
-            raise InputError(f"pooling must be 'mean', 'cls' or 'max', found {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise InputError(f"pooling must be one of {POOLINGS}, found {self.pooling!r}")
         self.normalize = st.get("normalize", True) if normalize is None else normalize
         limit = self.model.config.max_position_embeddings
         self.max_length = min(max_length or st.get("max_length") or limit, limit)
+        self.pipeline = FeatureExtractionPipeline(
+            self.model, self.tokenizer, pooling=self.pooling, normalize=self.normalize,
+            max_length=self.max_length, return_tensors="np")
 
     @property
     def dim(self) -> int:
         return self.model.config.hidden_size
 
     def encode(self, texts: str | list[str], batch_size: int = 32) -> np.ndarray:
-        """Embeddings of shape (len(texts), dim), float32; one text gives shape (dim,)."""
-        import torch
-
+        """Embeddings of shape (len(texts), dim), float32; one text gives shape (dim,).
+        An empty text is embedded as sentence-transformers does ([CLS] [SEP])."""
         single = isinstance(texts, str)
         texts = [texts] if single else list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise InputError(f"texts[{i}] must be a str, found {type(t).__name__}")
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # Length-sorted batches pad little; results go back to input order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                     max_length=self.max_length, return_tensors="pt")
-                enc = {k: v.to(self.model.device) for k, v in enc.items()}
-                hidden = self.model(**enc).last_hidden_state
-                out[idx] = self._pool(hidden, enc["attention_mask"]).float().cpu().numpy()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.pipeline.batch_size = batch_size
+        out = np.stack(self.pipeline.run(texts, self.pipeline.params)).astype(np.float32)
         return out[0] if single else out
-
-    def _pool(self, hidden, mask):
-        import torch
-
-        if self.pooling == "cls":
-            v = hidden[:, 0]
-        elif self.pooling == "max":
-            v = hidden.masked_fill(mask.unsqueeze(-1) == 0, torch.finfo(hidden.dtype).min).amax(1)
-        else:
-            v = mean_pool(hidden, mask)
-        return torch.nn.functional.normalize(v, p=2, dim=-1) if self.normalize else v
 
     def similarity(self, source: str, candidates: list[str]) -> list[float]:
         """Cosine similarity of `source` with each candidate, in the candidates' order."""
         if isinstance(candidates, str) or not candidates:
             raise InputError("candidates must be a non-empty list of strings")
-        vecs = self.encode([source, *candidates])
-        vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True).clip(1e-12)
+        from .pipelines.feature_extraction import l2_normalize
+
+        vecs = l2_normalize(self.encode([source, *candidates]))
         return (vecs[1:] @ vecs[0]).tolist()
 
 
-def _sentence_transformers_settings(path) -> dict:
+def sentence_transformers_settings(path) -> dict:
     """Pooling mode, normalisation and max length of a sentence-transformers folder, if it is one."""
     root = Path(path)
     if not root.is_dir() or not (root / "modules.json").is_file():
@@ -129,4 +119,4 @@ def _sentence_transformers_settings(path) -> dict:
     return settings
 
 
-__all__ = ["SentenceEmbedder", "default_model_path", "mean_pool"]
+__all__ = ["SentenceEmbedder", "default_model_path", "mean_pool", "sentence_transformers_settings"]

@@ -67,6 +67,14 @@ class NetworkError(HubError):
     """The Hub could not be reached, or kept failing."""
 
 
+class UnauthorizedError(HubError):
+    """The Hub refused the token: invalid, or without the access the call needs."""
+
+
+class CorruptDownloadError(HubError):
+    """A downloaded file does not match the size or hash the Hub announced; it was discarded."""
+
+
 __all__ = [
     "LoomError",
     "ConfigError",
@@ -83,4 +91,6 @@ __all__ = [
     "GatedRepoError",
     "OfflineError",
     "NetworkError",
+    "UnauthorizedError",
+    "CorruptDownloadError",
 ]

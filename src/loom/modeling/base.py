@@ -20,6 +20,8 @@ from torch.overrides import TorchFunctionMode
 
 from ..configuration import CONFIG_NAME, Config
 from ..errors import ConfigError, InputError
+from ..hub import pin
+from ..hub_push import PushToHubMixin
 from ..io import atomic_folder
 from . import weights
 from .init import init_module
@@ -27,7 +29,7 @@ from .init import init_module
 logger = logging.getLogger(__name__)
 
 
-class PreTrainedModel(nn.Module):
+class PreTrainedModel(nn.Module, PushToHubMixin):
     config_class: ClassVar[type[Config]] = Config
     # Name of the base model's attribute in head models ("bert"); keys carry it as prefix.
     base_model_prefix: ClassVar[str] = ""
@@ -73,22 +75,38 @@ class PreTrainedModel(nn.Module):
         local_files_only: bool = False,
         token: str | bool | None = None,
         subfolder: str | None = None,
+        force_download: bool = False,
         dtype: str | torch.dtype | None = None,
         torch_dtype: str | torch.dtype | None = None,
         device: str | torch.device | None = None,
         ignore_mismatched_sizes: bool = False,
+        gguf_file: str | os.PathLike | None = None,
         **config_overrides,
     ):
-        """Load a model from a folder or Hub repo with `config.json` and weights."""
-        hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                   token=token, subfolder=subfolder)
+        """Load a model from a folder or Hub repo with `config.json` and weights.
+
+        With `gguf_file` (a file in that folder or repo), or a path to a .gguf file, config
+        and weights come from llama.cpp's GGUF file instead, dequantised (see modeling/gguf.py).
+        """
+        # One commit for config and weights: the revision is pinned on its first answer.
+        hub = dict(revision=pin(path_or_repo_id, revision), cache_dir=cache_dir,
+                   local_files_only=local_files_only, token=token, subfolder=subfolder,
+                   force_download=force_download)
+        from .gguf import read_gguf, resolve_gguf
+
+        gguf_path = resolve_gguf(path_or_repo_id, gguf_file, **hub)
+        if gguf_path is not None:
+            path_or_repo_id, gguf_file = gguf_path, None   # resolved once, for config and weights
         if config is None:
             config = cls.config_class.from_pretrained(path_or_repo_id, **hub, **config_overrides)
         elif config_overrides:
             config = config.replace(**config_overrides)
         # The config is valid before any weight file is looked for or downloaded.
-        files = weights.find_checkpoint(path_or_repo_id, **hub)
-        state = weights.read_state_dict(files)
+        if gguf_path is not None:
+            files, state = [gguf_path], read_gguf(gguf_path).state_dict(config)
+        else:
+            files = weights.find_checkpoint(path_or_repo_id, **hub)
+            state = weights.read_state_dict(files)
         target = _resolve_dtype(dtype if dtype is not None else torch_dtype, config, state)
         with torch.device("meta"), _SkipMetaInit():
             model = cls(config)
@@ -245,15 +263,19 @@ class _SkipMetaInit(TorchFunctionMode):
     through Python references whose first call imports torch._dynamo: about 0.7 s and 60 MB.
     """
 
-    OPS = {getattr(torch.Tensor, n) for n in (
+    # The nn.init functions, and the tensor methods they and modules' reset_parameters call.
+    OPS = {f for n, f in vars(nn.init).items() if n.endswith("_") and not n.startswith("_")}
+    OPS |= {getattr(torch.Tensor, n) for n in (
         "normal_", "uniform_", "erfinv_", "clamp_", "exponential_", "cauchy_", "log_normal_",
         "geometric_", "bernoulli_", "random_", "zero_", "fill_", "mul_", "add_",
     )}
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in self.OPS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
-            return args[0]
-        return func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        t = args[0] if args else kwargs.get("tensor")  # nn.init functions arrive by keyword
+        if func in self.OPS and isinstance(t, torch.Tensor) and t.is_meta:
+            return t
+        return func(*args, **kwargs)
 
 
 def _resized_rows(old: torch.Tensor, n: int) -> torch.Tensor:

@@ -47,3 +47,29 @@ def token_classification_loss(logits: torch.Tensor, labels: torch.Tensor, num_la
             f"{labels[bad][:5].tolist()}"
         )
     return F.cross_entropy(logits.reshape(-1, num_labels).float(), labels, ignore_index=-100)
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy: logits at t predict labels at t + 1 (pass labels = input_ids);
+    label -100 is ignored."""
+    V = logits.shape[-1]
+    return token_classification_loss(logits[:, :-1], labels[:, 1:].to(logits.device), V)
+
+
+def last_token_index(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                     pad_token_id: int | None, batch_size: int) -> torch.Tensor | int:
+    """Index of each row's last real token, for decoder classification heads: the last token
+    that is not `pad_token_id` (as the reference does), else the last 1 of the attention mask,
+    else the last position (only unambiguous for a batch of one)."""
+    if input_ids is not None and pad_token_id is not None:
+        positions = torch.arange(input_ids.shape[-1], device=input_ids.device)
+        return (positions * (input_ids != pad_token_id)).argmax(-1)
+    if attention_mask is not None:
+        positions = torch.arange(attention_mask.shape[-1], device=attention_mask.device)
+        return (positions * (attention_mask != 0)).argmax(-1)
+    if batch_size != 1:
+        raise InputError(
+            "cannot find the last token of each row: set config.pad_token_id or pass attention_mask"
+            f" (batch of {batch_size})"
+        )
+    return -1

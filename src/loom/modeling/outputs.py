@@ -121,3 +121,41 @@ class PreTrainingOutput(ModelOutput):
     seq_relationship_logits: Tensor | None = None
     hidden_states: tuple[Tensor, ...] | None = None
     attentions: tuple[Tensor, ...] | None = None
+
+
+@dataclass
+class ImageClassifierOutput(ModelOutput):
+    loss: Tensor | None = None
+    logits: Tensor | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    attentions: tuple[Tensor, ...] | None = None
+
+
+@dataclass
+class CLIPTextModelOutput(ModelOutput):
+    text_embeds: Tensor | None = None
+    last_hidden_state: Tensor | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    attentions: tuple[Tensor, ...] | None = None
+
+
+@dataclass
+class CLIPVisionModelOutput(ModelOutput):
+    image_embeds: Tensor | None = None
+    last_hidden_state: Tensor | None = None
+    hidden_states: tuple[Tensor, ...] | None = None
+    attentions: tuple[Tensor, ...] | None = None
+
+
+@dataclass
+class CLIPOutput(ModelOutput):
+    loss: Tensor | None = None
+    logits_per_image: Tensor | None = None  # (images, texts): scaled cosine similarities
+    logits_per_text: Tensor | None = None   # (texts, images)
+    text_embeds: Tensor | None = None       # projected and L2-normalised
+    image_embeds: Tensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    vision_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(v.to_tuple() if isinstance(v, ModelOutput) else v for _, v in self.items())

@@ -46,8 +46,10 @@ def find_checkpoint(path_or_repo_id, **hub_kwargs) -> list[Path]:
     Safetensors win over pickles when both exist; only the shards named in the index are
     fetched.
     """
-    from ..hub import resolve
+    from ..hub import pin, resolve
 
+    # Every file from one commit of a Hub repo (a pinned revision passes through unchanged).
+    hub_kwargs = {**hub_kwargs, "revision": pin(path_or_repo_id, hub_kwargs.get("revision"))}
     for single, index in ((SAFE_WEIGHTS, SAFE_INDEX), (PT_WEIGHTS, PT_INDEX)):
         path = resolve(path_or_repo_id, single, required=False, **hub_kwargs)
         if path is not None:

@@ -6,4 +6,12 @@ implements it; checkpoint families that share an architecture are aliases here.
 
 MODEL_TYPES: dict[str, str] = {
     "bert": "bert",
+    "vit": "vit",
+    "clip": "clip",
+    "clip_text_model": "clip.clip_text_model",
+    "clip_vision_model": "clip.clip_vision_model",
+    "gpt2": "gpt2",
+    "llama": "llama",
+    "mistral": "llama",
+    "qwen2": "llama",
 }

@@ -11,6 +11,10 @@ _EXPORTS = {
     "BatchEncoding": "tokenizer",
     "PreTrainedTokenizerFast": "tokenizer",
     "Tokenizer": "tokenizer",
+    "ImageProcessor": "image",
+    "BatchFeature": "processor",
+    "Processor": "processor",
+    "ProcessorMixin": "processor",
 }
 
 

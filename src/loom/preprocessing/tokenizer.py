@@ -27,7 +27,8 @@ from tokenizers import Tokenizer as _Backend
 from tokenizers.models import WordPiece
 
 from ..errors import ConfigError, EntryNotFoundError, InputError, TokenizerError
-from ..hub import resolve
+from ..hub import pin, resolve
+from ..hub_push import PushToHubMixin
 from ..io import atomic_folder, read_json, write_json
 from .encoding import TENSOR_TYPES, BatchEncoding, CharSpan, TokenSpan, check_tensor_type
 
@@ -185,7 +186,7 @@ def _special_id_property(name: str) -> property:
     return property(get, set, doc=f"The id of the {name.replace('_', ' ')}, or None.")
 
 
-class Tokenizer:
+class Tokenizer(PushToHubMixin):
     """A pretrained tokenizer over one `tokenizers.Tokenizer` backend."""
 
     def __init__(self, backend: _Backend, config: dict | None = None, *, name_or_path: str = ""):
@@ -220,11 +221,20 @@ class Tokenizer:
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, *, revision: str | None = None,
                         cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
                         token: str | bool | None = None, subfolder: str | None = None,
+                        gguf_file: str | os.PathLike | None = None, force_download: bool = False,
                         **overrides) -> Tokenizer:
         """Load `tokenizer.json` (or BERT's `vocab.txt`) and `tokenizer_config.json` from a
-        folder or Hub repo. Keyword `overrides` replace config values (e.g. `pad_token=`)."""
-        where = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-                     token=token, subfolder=subfolder, required=False)
+        folder or Hub repo. Keyword `overrides` replace config values (e.g. `pad_token=`).
+        With `gguf_file` (or a .gguf path), the tokenizer a GGUF file's metadata describes."""
+        where = dict(revision=pin(path_or_repo_id, revision), cache_dir=cache_dir,
+                     local_files_only=local_files_only, token=token, subfolder=subfolder,
+                     required=False, force_download=force_download)   # every file from one commit
+        from ..modeling.gguf import read_gguf, resolve_gguf
+
+        gguf_path = resolve_gguf(path_or_repo_id, gguf_file, **{**where, "required": True})
+        if gguf_path is not None:
+            backend, config = read_gguf(gguf_path).tokenizer()
+            return cls(backend, {**config, **overrides}, name_or_path=str(path_or_repo_id))
 
         def find(name: str) -> Path | None:
             return resolve(path_or_repo_id, name, **where)
@@ -244,6 +254,10 @@ class Tokenizer:
             map_file = find(SPECIAL_TOKENS_MAP_FILE)
             if map_file is not None:
                 config.update(_read_json_file(map_file))
+        from .chat import read_chat_templates
+
+        local = Path(path_or_repo_id, subfolder or "")
+        read_chat_templates(find, local if local.is_dir() else None, config)
         config.update(overrides)
         if not config.get("tokenizer_class"):
             config["tokenizer_class"] = _class_from_model_config(find("config.json"))
@@ -560,6 +574,38 @@ class Tokenizer:
     def tokenize(self, text: str, pair: str | None = None,
                  add_special_tokens: bool = False) -> list[str]:
         return self(text, pair, add_special_tokens=add_special_tokens).tokens()
+
+    # -------------------------------------------------------------- chat templates
+
+    @property
+    def chat_template(self) -> str | dict[str, str] | None:
+        """The Jinja chat template (or {name: template}); saved in tokenizer_config.json."""
+        return self._config.get("chat_template")
+
+    @chat_template.setter
+    def chat_template(self, value) -> None:
+        from .chat import normalize_template
+
+        self._config["chat_template"] = normalize_template(value)
+
+    def apply_chat_template(self, conversation, *, tools=None, documents=None,
+                            chat_template: str | None = None, add_generation_prompt: bool = False,
+                            continue_final_message: bool | str = False, tokenize: bool = True,
+                            padding: bool | str = False, truncation: bool = False,
+                            max_length: int | None = None, return_tensors: str | None = None,
+                            return_dict: bool = True, tokenizer_kwargs: dict | None = None,
+                            **template_variables):
+        """Render messages ([{"role": "user", "content": "..."}, ...], or a batch of such lists)
+        with the chat template; tokenized (no extra special tokens) unless `tokenize=False`.
+        Returns the text, a BatchEncoding (`return_dict=True`, the default) or the ids."""
+        from .chat import apply_chat_template
+
+        return apply_chat_template(
+            self, conversation, tools=tools, documents=documents, chat_template=chat_template,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message, tokenize=tokenize, padding=padding,
+            truncation=truncation, max_length=max_length, return_tensors=return_tensors,
+            return_dict=return_dict, tokenizer_kwargs=tokenizer_kwargs, **template_variables)
 
     # -------------------------------------------------------------- decoding
 

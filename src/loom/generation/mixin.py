@@ -136,12 +136,13 @@ class GenerationMixin:
     @classmethod
     def from_pretrained(cls, path_or_repo_id, **kwargs):
         """As `PreTrainedModel.from_pretrained`, plus `generation_config.json` when present."""
+        from ..hub import pin, resolve
+
+        # One commit for weights and generation config: pin before either is fetched.
+        kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))
         model = super().from_pretrained(path_or_repo_id, **kwargs)
         if kwargs.get("gguf_file") is None and not os.path.isfile(path_or_repo_id):  # not GGUF
-            from ..hub import pin, resolve
-
             hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
-            hub["revision"] = pin(path_or_repo_id, hub.get("revision"))
             path = resolve(path_or_repo_id, GENERATION_CONFIG_NAME, required=False, **hub)
             if path is not None:
                 model.generation_config = GenerationConfig.from_json_file(path)

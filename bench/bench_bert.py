@@ -135,8 +135,8 @@ def busy_seconds() -> float:
 
 def alternate_workers(codes: dict[str, str], warmup: int, runs: int) -> tuple[dict[str, list], int]:
     """One worker per library, asked for one timed step in turn. A step during which other
-    processes took over a tenth of the machine is timed again (up to 5 times): on a shared
-    2-CPU box one stray process makes a 2-thread GEMM several times slower."""
+    processes took over a tenth of the machine is timed again (up to 5 times, and 2 * runs
+    in all): on a shared 2-CPU box one stray process makes a 2-thread GEMM much slower."""
     procs = {lib: subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=tempfile.TemporaryFile(), text=True, env=ENV, cwd=ROOT)
              for lib, code in codes.items()}
@@ -160,7 +160,8 @@ def alternate_workers(codes: dict[str, str], warmup: int, runs: int) -> tuple[di
                     procs[lib].stdin.flush()
                     res = result(procs[lib])
                     foreign = busy_seconds() - busy - res["cpu"]
-                    if i < warmup or foreign < 0.1 * os.cpu_count() * res["s"] or attempt == 5:
+                    quiet = foreign < 0.1 * os.cpu_count() * res["s"]
+                    if i < warmup or quiet or attempt == 5 or retried >= 2 * runs:
                         break
                     retried += 1
                 if i >= warmup:

@@ -176,6 +176,11 @@ def bench_processors(runs: int, tmp: Path):
         rows.append((f"{label}, loom `num_threads=1`, images/s", rate["loom-1"], rate["transformers"], None, None))
         notes.append(f"{kind.upper()} processor: output {list(a.shape)}, max abs difference to transformers "
                      f"{diff:.1e}; {retried} calls timed again because other processes were busy.")
+    notes.append("Both libraries resize with the same Pillow call (equal values need it) and that call is "
+                 "most of loom's time, more so for CLIP's larger bicubic resize; loom saves the reference's "
+                 "per-image array round trips (PIL -> NumPy CHW -> PIL before resizing, float64 "
+                 "temporaries, two normalisation passes) and resizes on several threads when cores are free, "
+                 "so its multi-thread lead shrinks to the single-thread one on a busy machine.")
     return rows, notes
 
 

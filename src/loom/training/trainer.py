@@ -16,7 +16,6 @@ Seq2SeqTrainer (`predict_with_generate`) is not here yet: it waits for the seq2s
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import math

@@ -164,6 +164,10 @@ def test_return_types_and_threads():
     one = proc(images, return_tensors="np", num_threads=1).pixel_values
     many = proc(images * 3, return_tensors="np", num_threads=4).pixel_values
     assert np.array_equal(one, stacked) and np.array_equal(many[12:], stacked)
+    last = proc(images, return_tensors="np", data_format="channels_last").pixel_values
+    assert last.shape == (6, 224, 224, 3) and np.array_equal(last, stacked.transpose(0, 2, 3, 1))
+    last_list = proc(images[:2], data_format="channels_last").pixel_values
+    assert all(np.array_equal(x, y.transpose(1, 2, 0)) for x, y in zip(last_list, listed))
     batch = proc(np.stack([rgb(50, 60, s) for s in range(4)]), return_tensors="np").pixel_values  # (B, H, W, C)
     assert batch.shape == (4, 3, 224, 224)
     assert np.array_equal(batch[2], proc(rgb(50, 60, 2), return_tensors="np").pixel_values[0])
@@ -248,6 +252,8 @@ def test_bad_inputs_raise_loom_errors(tmp_path):
         proc([rgb(10, 12), rgb(14, 12)], do_resize=False, return_tensors="np")
     with pytest.raises(loom.InputError, match="image_mean has 3 values but the image has 4"):
         proc(rgba(10, 10), do_convert_rgb=False)
+    with pytest.raises(loom.InputError, match="data_format must be"):
+        proc(Image.new("RGB", (8, 8)), data_format="NCHW")
     with pytest.raises(loom.InputError, match="num_threads"):
         proc(Image.new("RGB", (8, 8)), num_threads=0)
 

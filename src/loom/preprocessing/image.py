@@ -74,7 +74,7 @@ class ImageProcessor(PushToHubMixin):
     image_mean: tuple[float, ...] | float = IMAGENET_STANDARD_MEAN
     image_std: tuple[float, ...] | float = IMAGENET_STANDARD_STD
     model_input_names: ClassVar[list[str]] = ["pixel_values"]
-    valid_kwargs: ClassVar[frozenset[str]] = frozenset(FIELDS) | {"input_data_format", "num_threads"}
+    valid_kwargs: ClassVar[frozenset[str]] = frozenset(FIELDS) | {"input_data_format", "data_format", "num_threads"}
     # Threads resizing the images of one call: the usable cores, at most 8; 1 runs inline.
     # An attribute of the object, not a setting of the file: it never changes the values.
     num_threads: int = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
@@ -129,20 +129,21 @@ class ImageProcessor(PushToHubMixin):
     # -- calling --------------------------------------------------------------------------
 
     def __call__(self, images, return_tensors: str | None = None, *,
-                 input_data_format: str | None = None, num_threads: int | None = None,
-                 **overrides) -> BatchFeature:
+                 input_data_format: str | None = None, data_format: str = "channels_first",
+                 num_threads: int | None = None, **overrides) -> BatchFeature:
         """Preprocess one image or a list: PIL images, NumPy arrays or torch tensors
         ((H, W), (H, W, C) or (C, H, W); uint8, or float in [0, 1] or [0, 255]), or file
         paths. Keyword overrides replace the config's settings for this call.
 
         Returns `pixel_values`: a list of (C, H, W) float32 arrays, or one (B, C, H, W)
-        array / tensor with `return_tensors="np"` / `"pt"`. Images of a batch are resized on
+        array / tensor with `return_tensors="np"` / `"pt"`; (H, W, C) with
+        `data_format="channels_last"` (the reference's PIL backend ignores it). Images of a batch are resized on
         `num_threads` threads (Pillow releases the GIL); the result does not depend on it.
         """
         check_tensor_type(return_tensors)
-        if input_data_format not in (None, "channels_first", "channels_last"):
-            raise InputError(f"input_data_format must be 'channels_first', 'channels_last' or None, "
-                             f"found {input_data_format!r}")
+        for name, value in (("input_data_format", input_data_format), ("data_format", data_format)):
+            if value not in (None, "channels_first", "channels_last"):
+                raise InputError(f"{name} must be 'channels_first' or 'channels_last', found {value!r}")
         plan = self._plan(overrides)
         items = _flatten(images)
         out = _Output(len(items), stack=return_tensors is not None)
@@ -154,7 +155,7 @@ class ImageProcessor(PushToHubMixin):
             out.add(i, work, plan, prescale)
 
         _run(one, len(items), self.num_threads if num_threads is None else num_threads)
-        return BatchFeature({"pixel_values": out.result()}, tensor_type=return_tensors)
+        return BatchFeature({"pixel_values": out.result(data_format == "channels_last")}, tensor_type=return_tensors)
 
     preprocess = __call__
 
@@ -577,10 +578,12 @@ class _Output:
         if not self.stack:
             self.items[i] = out
 
-    def result(self):
+    def result(self, channels_last: bool = False):
+        if not channels_last:
+            return self.batch if self.stack else self.items
         if self.stack:
-            return self.batch
-        return self.items
+            return np.ascontiguousarray(self.batch.transpose(0, 2, 3, 1))
+        return [np.ascontiguousarray(x.transpose(1, 2, 0)) for x in self.items]
 
 
 __all__ = [

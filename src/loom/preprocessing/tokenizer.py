@@ -30,6 +30,7 @@ from ..errors import ConfigError, EntryNotFoundError, InputError, TokenizerError
 from ..hub import pin, resolve
 from ..hub_push import PushToHubMixin
 from ..io import atomic_folder, read_json, write_json
+from .inputs import as_batch, check_ids, check_int, collect, strategy, to_list
 from .encoding import TENSOR_TYPES, BatchEncoding, CharSpan, TokenSpan, check_tensor_type
 
 logger = logging.getLogger(__name__)
@@ -413,7 +414,7 @@ class Tokenizer(PushToHubMixin):
         if isinstance(ids, (int, np.integer)):
             return self._backend.id_to_token(int(ids))
         skip = set(self.all_special_ids) if skip_special_tokens else set()
-        return [self._backend.id_to_token(int(i)) for i in _to_list(ids) if int(i) not in skip]
+        return [self._backend.id_to_token(int(i)) for i in to_list(ids) if int(i) not in skip]
 
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
         decoder = self._backend.decoder
@@ -470,10 +471,10 @@ class Tokenizer(PushToHubMixin):
             check_tensor_type(return_tensors)
         if padding_side is not None and padding_side not in SIDES:
             raise InputError(f"padding_side must be 'right' or 'left', found {padding_side!r}")
-        batch, is_batched = _as_batch(text, text_pair, is_split_into_words)
+        batch, is_batched = as_batch(text, text_pair, is_split_into_words)
         pad, trunc, max_length = self._strategies(padding, truncation, max_length,
                                                   pad_to_multiple_of)
-        _check_int("stride", stride, minimum=0)
+        check_int("stride", stride, minimum=0)
         try:
             self._configure_backend(pad, trunc, max_length, stride, pad_to_multiple_of,
                                     padding_side)
@@ -487,7 +488,7 @@ class Tokenizer(PushToHubMixin):
                  "special_tokens_mask": return_special_tokens_mask,
                  "offset_mapping": return_offsets_mapping, "length": return_length}
         keys = [k for k, on in asked.items() if (k in self.model_input_names if on is None else on)]
-        data, rows = _collect(encodings, keys, return_overflowing_tokens)
+        data, rows = collect(encodings, keys, return_overflowing_tokens)
         if max_length is None:
             self._warn_if_too_long(data.get("input_ids", []))
         if not is_batched and return_tensors is None and not return_overflowing_tokens:
@@ -498,13 +499,13 @@ class Tokenizer(PushToHubMixin):
     def _strategies(self, padding, truncation, max_length, pad_to_multiple_of):
         """transformers' rules for turning padding/truncation/max_length into strategies."""
         if max_length is not None:
-            _check_int("max_length", max_length, minimum=0)
+            check_int("max_length", max_length, minimum=0)
         if pad_to_multiple_of is not None:
-            _check_int("pad_to_multiple_of", pad_to_multiple_of, minimum=1)
+            check_int("pad_to_multiple_of", pad_to_multiple_of, minimum=1)
         if max_length is not None and padding is False and truncation is None:
             truncation = "longest_first"   # a bare max_length truncates, as in transformers
-        pad = _strategy("padding", padding, "longest", "do_not_pad", PADDING_STRATEGIES)
-        trunc = _strategy("truncation", truncation, "longest_first", "do_not_truncate",
+        pad = strategy("padding", padding, "longest", "do_not_pad", PADDING_STRATEGIES)
+        trunc = strategy("truncation", truncation, "longest_first", "do_not_truncate",
                           TRUNCATION_STRATEGIES)
         no_limit = self.model_max_length > LARGE_INTEGER
         if max_length is None:
@@ -612,22 +613,22 @@ class Tokenizer(PushToHubMixin):
     def decode(self, token_ids, skip_special_tokens: bool = False,
                clean_up_tokenization_spaces: bool | None = None):
         """Ids to text; a batch (list of lists, 2-D array) gives a list of texts."""
-        ids = _to_list(token_ids)
+        ids = to_list(token_ids)
         if isinstance(ids, int):
             ids = [ids]
         if ids and isinstance(ids[0], list):
             return self.batch_decode(ids, skip_special_tokens, clean_up_tokenization_spaces)
-        _check_ids(ids)
+        check_ids(ids)
         text = self._backend.decode(ids, skip_special_tokens=skip_special_tokens)
         return self._clean_up(text, clean_up_tokenization_spaces)
 
     def batch_decode(self, sequences, skip_special_tokens: bool = False,
                      clean_up_tokenization_spaces: bool | None = None) -> list[str]:
-        rows = _to_list(sequences)
+        rows = to_list(sequences)
         if isinstance(rows, int) or (rows and not isinstance(rows[0], list)):
             rows = [rows if isinstance(rows, list) else [rows]]
         for row in rows:
-            _check_ids(row)
+            check_ids(row)
         texts = self._backend.decode_batch(rows, skip_special_tokens=skip_special_tokens)
         return [self._clean_up(t, clean_up_tokenization_spaces) for t in texts]
 
@@ -754,99 +755,6 @@ def _add_listed_tokens(backend: _Backend, config: dict, added_tokens_file: Path 
         if backend.token_to_id(content) != index:
             logger.warning("added token %r got id %d, not the id %d its file lists",
                            content, backend.token_to_id(content), index)
-
-
-def _check_int(name: str, value, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise InputError(f"{name} must be an int >= {minimum}, found {value!r}")
-
-
-def _strategy(name: str, value, on: str, off: str, allowed: tuple[str, ...]) -> str:
-    if isinstance(value, bool) or value is None:
-        return on if value else off
-    value = getattr(value, "value", value)   # transformers' enums are accepted too
-    if value not in allowed:
-        raise InputError(f"{name} must be True, False or one of {allowed}, found {value!r}")
-    return value
-
-
-def _as_batch(text, text_pair, split: bool) -> tuple[list, bool]:
-    """The inputs as a list of backend items (a text, a word list, or a pair of them), and
-    whether the caller passed a batch; names the first argument that does not fit."""
-    kind = "a list of words" if split else "a str"
-
-    def one(v) -> bool:
-        if split:
-            return isinstance(v, (list, tuple)) and all(isinstance(w, str) for w in v)
-        return isinstance(v, str)
-
-    def item(v, name: str):
-        if one(v):   # a pair of word lists is never itself a list of words: no ambiguity
-            return list(v) if split else v
-        if isinstance(v, (list, tuple)) and len(v) == 2 and one(v[0]) and one(v[1]):
-            return (list(v[0]), list(v[1])) if split else (v[0], v[1])
-        raise InputError(f"{name} must be {kind} (or a pair of them), found"
-                         f" {type(v).__name__}: {v!r:.60}")
-
-    first = text[0] if isinstance(text, (list, tuple)) and text else None
-    batched = isinstance(text, (list, tuple)) and (not split or isinstance(first, (list, tuple)))
-    if not batched:
-        for name, value in (("text", text), ("text_pair", text_pair)):
-            if (value is not None or name == "text") and not one(value):
-                raise InputError(f"{name} must be {kind} or a batch (list) of them, found"
-                                 f" {type(value).__name__}")
-        # As in transformers, an empty text_pair counts as no pair for a single input.
-        return [item((text, text_pair) if text_pair else text, "text")], False
-    if text_pair is None:
-        return [item(t, f"text[{i}]") for i, t in enumerate(text)], True
-    if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
-        found = (f"length {len(text_pair)}" if isinstance(text_pair, (list, tuple))
-                 else type(text_pair).__name__)
-        raise InputError(f"text_pair must be a list as long as text ({len(text)}), found {found}")
-    return [item((a, b), f"text[{i}] with text_pair[{i}]")
-            for i, (a, b) in enumerate(zip(text, text_pair))], True
-
-
-# Optional outputs of a call, read from one backend `tokenizers.Encoding`, in transformers' order.
-_OUTPUTS = {
-    "token_type_ids": lambda e: e.type_ids,
-    "attention_mask": lambda e: e.attention_mask,
-    "special_tokens_mask": lambda e: e.special_tokens_mask,
-    "offset_mapping": lambda e: e.offsets,
-    "length": lambda e: len(e.ids),
-}
-
-
-def _collect(encodings, keys: list[str], overflow: bool) -> tuple[dict, list]:
-    """Backend encodings to columns; with `overflow`, every window is its own row."""
-    data: dict[str, list] = {"input_ids": [], **{key: [] for key in keys}}
-    rows, mapping = [], []
-    for sample, encoding in enumerate(encodings):
-        for window in [encoding, *encoding.overflowing] if overflow else [encoding]:
-            rows.append(window)
-            mapping.append(sample)
-            data["input_ids"].append(window.ids)
-            for key in keys:
-                data[key].append(_OUTPUTS[key](window))
-    if overflow:
-        data["overflow_to_sample_mapping"] = mapping
-    return data, rows
-
-
-def _to_list(ids):
-    """Arrays, tensors and tuples to plain (nested) lists of int."""
-    if hasattr(ids, "tolist"):
-        return ids.tolist()
-    if isinstance(ids, (list, tuple)):
-        return [_to_list(i) if isinstance(i, (list, tuple)) or hasattr(i, "tolist") else i
-                for i in ids]
-    return ids
-
-
-def _check_ids(ids: list) -> None:
-    for i in ids:
-        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
-            raise InputError(f"token_ids must be non-negative ints, found {i!r}")
 
 
 __all__ = [

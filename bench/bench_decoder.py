@@ -306,13 +306,17 @@ def bench_generate(libs, runs: int, retries: int):
         ("peak RSS after the runs, MiB", *(max(r["peak"] for s in res[lib].values() for r in s) / MIB
                                           if lib in res else None for lib in names), None, None),
     ]
+    best = {step: {lib: max((r["tokens"] / r["s"] for r in res[lib][step] if r["s"]), default=None)
+                   for lib in ("loom", "transformers")} for step in ("prefill", "decode1", "decode8")}
     same = {}
     for step in ("decode1", "decode8"):
         a, b = res["loom"][step][-1]["new"], res["transformers"][step][-1]["new"]
         same[step] = sum(x == y for x, y in zip(a[0], b[0]))
     notes = [f"Greedy tokens equal to transformers': {same['decode1']}/{NEW} at batch 1, "
              f"{same['decode8']}/{NEW} in the first row at batch {BATCH}; {retried} steps timed "
-             f"again because other processes were busy."]
+             f"again because other processes were busy.",
+             "Best (least disturbed) run, loom vs transformers, tokens/s: " + "; ".join(
+                 f"{step} {best[step]['loom']:.1f} vs {best[step]['transformers']:.1f}" for step in best)]
     if "llama.cpp" in res:
         c = res["llama.cpp"]["decode1"][-1]["new"][0]
         notes.append(f"llama.cpp (Q4_1 weights, its own kernels): {sum(x == y for x, y in zip(c, res['loom']['decode1'][-1]['new'][0]))}"

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...errors import ConfigError, InputError
+from ...errors import ConfigError
 from ...modeling.base import PreTrainedModel
+from ...modeling.checks import check_token_inputs
 from ...modeling.heads import sequence_classification_loss, token_classification_loss
 from ...modeling.outputs import (
     BaseModelOutputWithPooling,
@@ -194,7 +195,8 @@ class BertModel(BertPreTrainedModel):
         cfg = self.config
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
-        self._check_inputs(input_ids, inputs_embeds)
+        check_token_inputs(input_ids, inputs_embeds, self.get_input_embeddings().num_embeddings,
+                           max_positions=cfg.max_position_embeddings)
         x = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, C)
         mask = padding_mask(attention_mask, x.dtype)  # (B, 1, 1, T)
         head_masks = layer_head_masks(head_mask, cfg.num_hidden_layers, cfg.num_attention_heads, x.dtype)
@@ -211,25 +213,6 @@ class BertModel(BertPreTrainedModel):
         )
         return out if return_dict is not False else out.to_tuple()
 
-    def _check_inputs(self, input_ids, inputs_embeds) -> None:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise InputError("pass exactly one of input_ids and inputs_embeds")
-        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
-        if len(shape) != 2:
-            raise InputError(f"input_ids must have shape (batch, tokens), found {tuple(shape)}")
-        if shape[1] > self.config.max_position_embeddings:
-            raise InputError(
-                f"input has {shape[1]} tokens; this model takes at most "
-                f"max_position_embeddings={self.config.max_position_embeddings}. Truncate it "
-                f"(tokenizer truncation=True, max_length=...)"
-            )
-        if input_ids is not None and input_ids.numel() and not input_ids.is_meta:
-            lo, hi = int(input_ids.min()), int(input_ids.max())
-            if lo < 0 or hi >= self.get_input_embeddings().num_embeddings:
-                raise InputError(
-                    f"input_ids must be in [0, {self.get_input_embeddings().num_embeddings}), "
-                    f"found values from {lo} to {hi}"
-                )
 
 
 # -- heads ----------------------------------------------------------------------------------

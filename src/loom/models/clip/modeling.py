@@ -20,6 +20,7 @@ from torch import nn
 
 from ...errors import InputError
 from ...modeling.base import PreTrainedModel
+from ...modeling.checks import check_token_inputs
 from ...modeling.init import init_module
 from ...modeling.outputs import (
     BaseModelOutputWithPooling,
@@ -221,7 +222,8 @@ class CLIPTextModel(CLIPPreTrainedModel):
         cfg = self.config
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
-        self._check_inputs(input_ids)
+        check_token_inputs(input_ids, None, self.get_input_embeddings().num_embeddings,
+                           max_positions=self.config.max_position_embeddings, embeds_allowed=False)
         x = self.embeddings(input_ids, position_ids)  # (B, T, C)
         T = x.shape[1]
         mask = causal_mask(attention_mask, 0, T, T, x.dtype, x.device)  # (B, 1, T, T); None: no padding
@@ -240,19 +242,6 @@ class CLIPTextModel(CLIPPreTrainedModel):
             return ids.argmax(dim=-1)
         return (ids == self.config.eos_token_id).int().argmax(dim=-1)
 
-    def _check_inputs(self, input_ids) -> None:
-        if input_ids is None:
-            raise InputError("input_ids is required: (batch, tokens), e.g. from the tokenizer")
-        if input_ids.dim() != 2:
-            raise InputError(f"input_ids must have shape (batch, tokens), found {tuple(input_ids.shape)}")
-        T, limit = input_ids.shape[1], self.config.max_position_embeddings
-        if T > limit:
-            raise InputError(f"input has {T} tokens; CLIP's text model takes at most max_position_embeddings="
-                             f"{limit}. Truncate it (tokenizer truncation=True, max_length={limit})")
-        n = self.get_input_embeddings().num_embeddings
-        if input_ids.numel() and not input_ids.is_meta and (int(input_ids.min()) < 0 or int(input_ids.max()) >= n):
-            raise InputError(f"input_ids must be in [0, {n}), found values from "
-                             f"{int(input_ids.min())} to {int(input_ids.max())}")
 
 
 class CLIPVisionModel(CLIPPreTrainedModel):

@@ -15,9 +15,9 @@ import math
 import torch
 from torch import nn
 
-from ...errors import InputError
 from ...generation.mixin import GenerationMixin
 from ...modeling.base import PreTrainedModel
+from ...modeling.checks import check_token_inputs
 from ...modeling.heads import causal_lm_loss, last_token_index, sequence_classification_loss
 from ...modeling.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutput
 from ...nn.activations import get_activation
@@ -194,7 +194,9 @@ class GPT2Model(GPT2PreTrainedModel):
         cache = past_key_values
         if cache is None and use_cache:
             cache = DynamicCache()
-        self._check_inputs(input_ids, inputs_embeds, cache)
+        past = 0 if cache is None or torch.compiler.is_compiling() else int(cache.get_seq_length())
+        check_token_inputs(input_ids, inputs_embeds, self.wte.num_embeddings,
+                           max_positions=self.config.n_positions, limit_name="n_positions", past=past)
         x = self.wte(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
         position_ids, masks = decoder_positions_and_masks(
             attention_mask, position_ids, cache, x.shape[1], x.dtype, x.device)
@@ -218,24 +220,6 @@ class GPT2Model(GPT2PreTrainedModel):
         )
         return out if return_dict is not False else out.to_tuple()
 
-    def _check_inputs(self, input_ids, inputs_embeds, cache) -> None:
-        if (input_ids is None) == (inputs_embeds is None):
-            raise InputError("pass exactly one of input_ids and inputs_embeds")
-        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
-        if len(shape) != 2:
-            raise InputError(f"input_ids must have shape (batch, tokens), found {tuple(shape)}")
-        if torch.compiler.is_compiling() or (input_ids is not None and input_ids.is_meta):
-            return
-        past = int(cache.get_seq_length()) if cache is not None else 0
-        if past + shape[1] > self.config.n_positions:
-            raise InputError(
-                f"input has {past + shape[1]} tokens ({past} cached); this model takes at most "
-                f"n_positions={self.config.n_positions}. Truncate it (tokenizer truncation=True, max_length=...)"
-            )
-        if input_ids is not None and input_ids.numel():
-            lo, hi = int(input_ids.min()), int(input_ids.max())
-            if lo < 0 or hi >= self.wte.num_embeddings:
-                raise InputError(f"input_ids must be in [0, {self.wte.num_embeddings}), found values from {lo} to {hi}")
 
 
 # -- heads ----------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from torch import nn
 from ...errors import InputError
 from ...generation.mixin import GenerationMixin
 from ...modeling.base import PreTrainedModel
+from ...modeling.checks import check_token_inputs
 from ...modeling.heads import causal_lm_loss, last_token_index, sequence_classification_loss
 from ...modeling.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast, SequenceClassifierOutput
 from ...nn.activations import get_activation
@@ -167,7 +168,7 @@ class LlamaModel(LlamaPreTrainedModel):
         cfg = self.config
         output_attentions = cfg.output_attentions if output_attentions is None else output_attentions
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
-        _check_inputs(input_ids, inputs_embeds, self.embed_tokens.num_embeddings)
+        check_token_inputs(input_ids, inputs_embeds, self.embed_tokens.num_embeddings)
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds  # (B, T, C)
         cache = past_key_values
         if cache is None and use_cache:
@@ -192,16 +193,6 @@ class LlamaModel(LlamaPreTrainedModel):
         return out if return_dict is not False else out.to_tuple()
 
 
-def _check_inputs(input_ids, inputs_embeds, vocab_size: int) -> None:
-    if (input_ids is None) == (inputs_embeds is None):
-        raise InputError("pass exactly one of input_ids and inputs_embeds")
-    shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
-    if len(shape) != 2:
-        raise InputError(f"input_ids must have shape (batch, tokens), found {tuple(shape)}")
-    if input_ids is not None and input_ids.numel() and not input_ids.is_meta and not torch.compiler.is_compiling():
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= vocab_size:
-            raise InputError(f"input_ids must be in [0, {vocab_size}), found values from {lo} to {hi}")
 
 
 # -- heads ----------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import write_section  # bench/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 from loom.defaults import default_generation_model_path  # noqa: E402
@@ -355,19 +357,6 @@ def machine() -> str:
             f"transformers {transformers.__version__}, llama-cpp-python {cpp}; {THREADS} threads each")
 
 
-def write_markdown(body: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else (
-        "# Benchmarks\n\nSide-by-side measurements of loom against the libraries it replaces. "
-        "Benchmarks are never tests; each section is rewritten by the script it names.\n")
-    section = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="timed runs per measurement (median)")
@@ -400,7 +389,7 @@ def main() -> None:
     ])
     print(body)
     if not args.no_write:
-        write_markdown(body)
+        write_section(BEGIN, END, body)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import write_section  # bench/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 BEGIN, END = "<!-- bench_hub:begin -->", "<!-- bench_hub:end -->"
@@ -133,17 +135,6 @@ def table(loads: dict, download: dict, runs: int, load_avg: float) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(body: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -163,7 +154,7 @@ def main() -> None:
     body = table(loads, download, o.runs, load_avg)
     print(body)
     if not o.no_write:
-        write_markdown(body)
+        write_section(BEGIN, END, body)
 
 
 if __name__ == "__main__":

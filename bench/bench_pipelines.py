@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import write_section  # bench/ is on sys.path when a script runs
+
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +121,7 @@ def main() -> None:
     body = report(results, args, (check, n_check), padding, load_avg)
     print(body)
     if not args.no_write:
-        write_markdown(body)
+        write_section(BEGIN, END, body)
 
 
 def padding_stats(tok, texts: list[str]) -> dict[str, int]:
@@ -174,17 +176,6 @@ def report(results: dict, args, check: tuple, padding: dict, load_avg: float) ->
         " most; 1 thread shows the effect of the batching itself.",
         f"- Load average when the run started: {load_avg:.2f} on {os.cpu_count()} CPUs.",
     ])
-
-
-def write_markdown(body: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import write_section  # bench/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- bench_trainer:begin -->", "<!-- bench_trainer:end -->"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
@@ -119,19 +121,6 @@ def table(results: dict[str, list[dict]], steps: int, batch: int, accum: int) ->
     ]
 
 
-def write_markdown(body: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else (
-        "# Benchmarks\n\nSide-by-side measurements of loom against the libraries it replaces. "
-        "Benchmarks are never tests; each section is rewritten by the script it names.\n")
-    section = f"{BEGIN}\n{body}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -162,7 +151,7 @@ def main() -> None:
     body = "\n".join(head)
     print(body)
     if not o.no_write:
-        write_markdown(body)
+        write_section(BEGIN, END, body)
 
 
 def example_rows(r: dict) -> list[str]:

@@ -160,6 +160,14 @@ class AutoModelForZeroShotImageClassification(_AutoModel):
     task = "zero-shot-image-classification"
 
 
+class AutoModelForSeq2SeqLM(_AutoModel):
+    task = "seq2seq-lm"
+
+
+class AutoModelForSpeechSeq2Seq(_AutoModel):
+    task = "speech-seq2seq"
+
+
 def preprocessor_class(name: str) -> type | None:
     """The loom image processor or processor class a file names ("CLIPProcessor"), or None.
 
@@ -247,5 +255,5 @@ __all__ = [
     "AutoModelForTokenClassification", "AutoModelForQuestionAnswering",
     "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoTokenizer",
     "AutoModelForImageClassification", "AutoModelForZeroShotImageClassification",
-    "AutoImageProcessor", "AutoProcessor",
+    "AutoImageProcessor", "AutoProcessor", "AutoModelForSeq2SeqLM", "AutoModelForSpeechSeq2Seq",
 ]

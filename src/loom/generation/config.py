@@ -50,6 +50,11 @@ class GenerationConfig(PushToHubMixin):
     pad_token_id: int | None = None  # None: the first eos token
     bos_token_id: int | None = None
     eos_token_id: int | list[int] | None = None
+    decoder_start_token_id: int | None = None  # encoder-decoder models: the decoder's first token
+    forced_bos_token_id: int | None = None  # the first generated token (multilingual translation)
+    forced_eos_token_id: int | list[int] | None = None  # the last token when max_length is reached
+    suppress_tokens: list[int] | None = None  # never generated
+    begin_suppress_tokens: list[int] | None = None  # not generated as the first new token
     # outputs
     return_dict_in_generate: bool = False
     output_scores: bool = False
@@ -91,13 +96,16 @@ class GenerationConfig(PushToHubMixin):
             _bad("num_return_sequences", self.num_return_sequences, "1 for greedy decoding (sample or use beams)")
         if self.num_beams > 1 and self.num_return_sequences > self.num_beams:
             _bad("num_return_sequences", self.num_return_sequences, f"<= num_beams={self.num_beams}")
-        for name in ("pad_token_id", "bos_token_id"):
+        for name in ("pad_token_id", "bos_token_id", "decoder_start_token_id", "forced_bos_token_id"):
             _check_int(name, getattr(self, name), 0, optional=True)
-        eos = self.eos_token_id
-        if eos is not None:
-            ids = eos if isinstance(eos, (list, tuple)) else [eos]
-            if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
-                _bad("eos_token_id", eos, "a token id or a non-empty list of them")
+        for name in ("eos_token_id", "forced_eos_token_id"):
+            ids = getattr(self, name)
+            if ids is not None and not (_token_ids(ids) and ids != []):
+                _bad(name, ids, "a token id or a non-empty list of them")
+        for name in ("suppress_tokens", "begin_suppress_tokens"):
+            ids = getattr(self, name)
+            if ids is not None and not (isinstance(ids, (list, tuple)) and _token_ids(ids)):
+                _bad(name, ids, "a list of token ids or None")
         stops = self.stop_strings
         if stops is not None:
             items = [stops] if isinstance(stops, str) else stops
@@ -148,8 +156,11 @@ class GenerationConfig(PushToHubMixin):
 
     @classmethod
     def from_model_config(cls, config) -> GenerationConfig:
-        """The special tokens of a model's config; every other value at its default."""
-        return cls(**{k: getattr(config, k, None) for k in ("bos_token_id", "eos_token_id", "pad_token_id")})
+        """The special tokens (and the token rules older checkpoints keep in config.json) of a
+        model's config; every other value at its default."""
+        keys = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id", "forced_bos_token_id",
+                "forced_eos_token_id", "suppress_tokens", "begin_suppress_tokens")
+        return cls(**{k: getattr(config, k, None) for k in keys})
 
     def update(self, **kwargs) -> GenerationConfig:
         """A validated copy with `kwargs` set; an unknown name raises InputError naming it."""
@@ -188,6 +199,12 @@ class GenerationConfig(PushToHubMixin):
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _token_ids(value) -> bool:
+    """An id >= 0, or a list of them."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in items)
 
 
 def _bad(name: str, value, expected: str):

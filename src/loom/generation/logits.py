@@ -82,6 +82,47 @@ class MinLength(LogitsProcessor):
         return scores
 
 
+class SuppressTokens(LogitsProcessor):
+    """Never generate `tokens` (Whisper's non-speech symbols, for instance)."""
+
+    def __init__(self, tokens: list[int]):
+        self.tokens = list(tokens)
+
+    def __call__(self, input_ids, scores):
+        keep = [t for t in self.tokens if t < scores.shape[-1]]
+        scores = scores.clone()
+        scores[:, keep] = -float("inf")
+        return scores
+
+
+class SuppressTokensAtBegin(SuppressTokens):
+    """`tokens` may not be the first generated token: suppressed while the sequence has
+    `begin_index` tokens."""
+
+    def __init__(self, tokens: list[int], begin_index: int):
+        super().__init__(tokens)
+        self.begin_index = begin_index
+
+    def __call__(self, input_ids, scores):
+        return super().__call__(input_ids, scores) if input_ids.shape[1] == self.begin_index else scores
+
+
+class ForceToken(LogitsProcessor):
+    """Only `token_ids` may follow when the sequence has `length` tokens (forced BOS at 1,
+    forced EOS at max_length - 1)."""
+
+    def __init__(self, token_ids: int | list[int], length: int):
+        self.token_ids = [token_ids] if isinstance(token_ids, int) else list(token_ids)
+        self.length = length
+
+    def __call__(self, input_ids, scores):
+        if input_ids.shape[1] != self.length:
+            return scores
+        forced = torch.full_like(scores, -float("inf"))
+        forced[:, self.token_ids] = 0
+        return forced
+
+
 class Temperature(LogitsProcessor):
     def __init__(self, temperature: float):
         self.temperature = temperature
@@ -132,11 +173,11 @@ class MinP(LogitsProcessor):
 
 
 def build_processors(config: GenerationConfig, prompt_length: int, padding: torch.Tensor | None = None,
-                     extra: list | None = None) -> LogitsProcessorList:
+                     extra: list | None = None, max_length: int | None = None) -> LogitsProcessorList:
     """The processors `config` asks for, in the reference's order, then the caller's `extra`.
 
     `padding` (B,) is each row's number of left-padding tokens, which the repetition penalty
-    does not count.
+    does not count; `max_length` places a forced end-of-sequence token.
     """
     out = LogitsProcessorList()
     eos = config.eos_ids
@@ -148,6 +189,16 @@ def build_processors(config: GenerationConfig, prompt_length: int, padding: torc
         out.append(MinLength(config.min_length, eos))
     if eos and config.min_new_tokens:
         out.append(MinLength(prompt_length + config.min_new_tokens, eos))
+    if config.forced_bos_token_id is not None:
+        out.append(ForceToken(config.forced_bos_token_id, 1))
+    if config.forced_eos_token_id is not None and max_length is not None:
+        out.append(ForceToken(config.forced_eos_token_id, max_length - 1))
+    if config.suppress_tokens is not None:
+        out.append(SuppressTokens(config.suppress_tokens))
+    if config.begin_suppress_tokens is not None:
+        # As the reference: a one-token prompt followed by a forced BOS starts one token later.
+        begin = prompt_length if prompt_length > 1 or config.forced_bos_token_id is None else prompt_length + 1
+        out.append(SuppressTokensAtBegin(config.begin_suppress_tokens, begin))
     out.extend(extra or [])
     if config.do_sample:
         # Beam sampling keeps enough candidates that an end-of-sequence pick leaves a live beam.
@@ -165,5 +216,6 @@ def build_processors(config: GenerationConfig, prompt_length: int, padding: torc
 
 __all__ = [
     "LogitsProcessor", "LogitsProcessorList", "RepetitionPenalty", "NoRepeatNGram", "MinLength",
-    "Temperature", "TopK", "TopP", "MinP", "build_processors",
+    "Temperature", "TopK", "TopP", "MinP", "SuppressTokens", "SuppressTokensAtBegin", "ForceToken",
+    "build_processors",
 ]

@@ -5,7 +5,15 @@ and needs only a forward taking `input_ids, attention_mask, position_ids, past_k
 use_cache, logits_to_keep` and returning `.logits` and `.past_key_values`.
 
 Batched prompts are left-padded: positions come from the attention mask, so each row decodes
-exactly as it would alone. The compiled path (`compile_for_generation`) decodes with a
+exactly as it would alone.
+
+Encoder-decoder models (`config.is_encoder_decoder`) go through the same strategies: the
+encoder runs once on the input (`input_ids`, or the model's `main_input_name` such as
+`input_features`), the decoder starts from `decoder_start_token_id` (or a given
+`decoder_input_ids` prompt) and decodes with an `EncoderDecoderCache`, whose cross-attention
+keys and values are computed on the first step and reused. The model needs a `get_encoder()`
+and a forward taking `encoder_outputs, attention_mask, decoder_input_ids, past_key_values,
+use_cache, logits_to_keep`. Returned sequences are decoder tokens, start token included. The compiled path (`compile_for_generation`) decodes with a
 preallocated `StaticCache` through a `torch.compile`d step, compiled once during an explicit
 warm-up; a call that would need another compilation raises instead of recompiling.
 """
@@ -18,7 +26,8 @@ import os
 import torch
 
 from ..errors import InputError
-from ..nn.cache import DynamicCache, StaticCache
+from ..modeling.outputs import BaseModelOutput
+from ..nn.cache import DynamicCache, EncoderDecoderCache, StaticCache
 from ..nn.masks import position_ids_from_mask
 from .config import DEFAULT_MAX_NEW_TOKENS, GENERATION_CONFIG_NAME, GenerationConfig
 from .decode import GenerateOutput, beam_search, sample
@@ -58,6 +67,36 @@ class EagerStepper:
         if self.cache is not None:
             self.cache.reorder(beam_idx)
         self.mask = self.mask[beam_idx.to(self.mask.device)]
+
+
+class Seq2SeqStepper:
+    """Runs the decoder of an encoder-decoder model over a fixed encoder output (B, S, C)."""
+
+    def __init__(self, model, encoder_hidden, encoder_mask, use_cache: bool = True):
+        self.model, self.use_cache = model, use_cache
+        self.encoder_hidden, self.encoder_mask = encoder_hidden, encoder_mask
+        self.cache = None
+
+    def _logits(self, ids):
+        out = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=self.encoder_hidden),
+                         attention_mask=self.encoder_mask, decoder_input_ids=ids, past_key_values=self.cache,
+                         use_cache=self.use_cache, logits_to_keep=1, return_dict=True)
+        return out.logits[:, -1].float()
+
+    def prefill(self, input_ids, attention_mask):
+        self.cache = EncoderDecoderCache() if self.use_cache else None
+        return self._logits(input_ids)
+
+    def step(self, sequences):
+        return self._logits(sequences[:, -1:] if self.use_cache else sequences)
+
+    def reorder(self, beam_idx):
+        if self.cache is not None:
+            self.cache.reorder(beam_idx)
+        idx = beam_idx.to(self.encoder_hidden.device)
+        self.encoder_hidden = self.encoder_hidden.index_select(0, idx)
+        if self.encoder_mask is not None:
+            self.encoder_mask = self.encoder_mask.index_select(0, idx)
 
 
 class CompiledStepper:
@@ -161,7 +200,8 @@ class GenerationMixin:
     def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                  generation_config: GenerationConfig | None = None, *, logits_processor=None,
                  stopping_criteria=None, streamer=None, tokenizer=None, generator: torch.Generator | None = None,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, decoder_input_ids: torch.Tensor | None = None,
+                 input_features: torch.Tensor | None = None, encoder_outputs=None, **kwargs):
         """Continue `input_ids` (B, T): greedy, sampling or beam search, as the generation
         config says (keyword arguments override `model.generation_config`).
 
@@ -171,12 +211,28 @@ class GenerationMixin:
 
         Prompts must be left-padded (a mask ending in 0 raises InputError); a prompt longer
         than the model's positions raises; a max_length past them is cut there, with a warning.
+
+        Encoder-decoder models: `input_ids` (or `input_features`, or ready `encoder_outputs`)
+        and `attention_mask` are the encoder's input (padded on either side); the decoder
+        starts from `decoder_input_ids` or `decoder_start_token_id`.
         """
         gen = (generation_config or self.generation_config).update(**kwargs)
-        input_ids = self._prompt_ids(input_ids, gen)
         eos = gen.eos_ids
         pad = gen.pad_token_id if gen.pad_token_id is not None else (eos[0] if eos else None)
-        attention_mask = self._prompt_mask(input_ids, attention_mask, pad, eos)
+        encoder = None
+        if getattr(self.config, "is_encoder_decoder", False):
+            encoder = self._encode(input_ids if input_features is None else input_features, attention_mask,
+                                   encoder_outputs, gen, pad, eos)
+            input_ids = self._decoder_prompt(decoder_input_ids, gen, encoder[0].shape[0], encoder[0].device)
+            attention_mask = None
+        elif decoder_input_ids is not None or input_features is not None or encoder_outputs is not None:
+            raise InputError(f"{type(self).__name__} is not an encoder-decoder model: decoder_input_ids, "
+                             f"input_features and encoder_outputs do not apply")
+        input_ids = self._prompt_ids(input_ids, gen)
+        if encoder is None:
+            attention_mask = self._prompt_mask(input_ids, attention_mask, pad, eos)
+        else:  # the decoder prompt is never padded (its start token may equal pad_token_id)
+            attention_mask = torch.ones_like(input_ids)
         T = input_ids.shape[1]
         max_length = self._max_length(gen, T)
         if seed is not None:
@@ -185,10 +241,15 @@ class GenerationMixin:
         if expand > 1:
             input_ids = input_ids.repeat_interleave(expand, dim=0)
             attention_mask = attention_mask.repeat_interleave(expand, dim=0)
+            if encoder is not None:
+                encoder = tuple(t.repeat_interleave(expand, dim=0) if t is not None else None for t in encoder)
         padding = (attention_mask != 0).int().argmax(dim=1)  # left-padding length per row
-        processors = build_processors(gen, T, padding, logits_processor)
+        processors = build_processors(gen, T, padding, logits_processor, max_length=max_length)
         criteria = build_criteria(gen, max_length, tokenizer, stopping_criteria)
-        stepper = self._stepper(gen, input_ids.shape[0], max_length)
+        if encoder is not None:
+            stepper = Seq2SeqStepper(self, *encoder, use_cache=gen.use_cache)
+        else:
+            stepper = self._stepper(gen, input_ids.shape[0], max_length)
         outputs = dict(output_scores=gen.output_scores and gen.return_dict_in_generate,
                        output_logits=gen.output_logits and gen.return_dict_in_generate)
         if gen.num_beams > 1:
@@ -202,6 +263,55 @@ class GenerationMixin:
             out = sample(stepper, input_ids, attention_mask, processors, criteria, do_sample=gen.do_sample,
                          pad_token_id=pad, has_eos=bool(eos), generator=generator, streamer=streamer, **outputs)
         return out if gen.return_dict_in_generate else out.sequences
+
+    # -- encoder-decoder inputs -------------------------------------------------------------
+
+    def _encode(self, inputs, attention_mask, encoder_outputs, gen: GenerationConfig, pad, eos):
+        """(encoder hidden states (B, S, C), encoder attention mask (B, S) or None)."""
+        if encoder_outputs is not None:
+            hidden = encoder_outputs[0] if isinstance(encoder_outputs, (tuple, list)) else \
+                encoder_outputs.last_hidden_state
+            mask = None if attention_mask is None else torch.as_tensor(attention_mask, device=hidden.device)
+            return hidden, mask
+        name = getattr(self, "main_input_name", "input_ids")
+        if inputs is None:
+            raise InputError(f"generate() on {type(self).__name__} needs the encoder input ({name})")
+        inputs = torch.as_tensor(inputs, device=self.device)
+        if name == "input_ids":
+            if inputs.dim() == 1:
+                inputs = inputs[None]
+            if inputs.dim() != 2 or inputs.shape[1] == 0 or inputs.is_floating_point():
+                raise InputError(f"input_ids must be token ids of shape (batch, tokens), found "
+                                 f"{tuple(inputs.shape)} {inputs.dtype}")
+            if attention_mask is None and pad is not None and pad not in eos and bool((inputs == pad).any()):
+                attention_mask = (inputs != pad).long()  # as the reference: padding inferred from pad id
+        if attention_mask is not None:
+            attention_mask = torch.as_tensor(attention_mask, device=self.device)
+            if attention_mask.shape != inputs.shape[:2]:
+                raise InputError(f"attention_mask has shape {tuple(attention_mask.shape)}, the encoder input "
+                                 f"{name} {tuple(inputs.shape)}")
+        out = self.get_encoder()(**{name: inputs}, attention_mask=attention_mask, return_dict=True)
+        return out.last_hidden_state, attention_mask
+
+    def _decoder_prompt(self, decoder_input_ids, gen: GenerationConfig, batch_size: int, device) -> torch.Tensor:
+        if decoder_input_ids is not None:
+            ids = torch.as_tensor(decoder_input_ids, device=device)
+            ids = ids[None] if ids.dim() == 1 else ids
+            if ids.shape[0] == 1 and batch_size > 1:
+                ids = ids.expand(batch_size, -1)
+            if ids.dim() != 2 or ids.shape[0] != batch_size:
+                raise InputError(f"decoder_input_ids must have shape ({batch_size}, tokens) for {batch_size} "
+                                 f"encoder inputs, found {tuple(ids.shape)}")
+            return ids
+        start = gen.decoder_start_token_id
+        if start is None:
+            start = getattr(self.config, "decoder_start_token_id", None)
+        if start is None:
+            start = gen.bos_token_id
+        if start is None:
+            raise InputError("generate() needs decoder_start_token_id (generation config or model config) "
+                             "or decoder_input_ids to start the decoder")
+        return torch.full((batch_size, 1), start, dtype=torch.long, device=device)
 
     def _prompt_ids(self, input_ids, gen: GenerationConfig) -> torch.Tensor:
         if input_ids is None:
@@ -276,6 +386,9 @@ class GenerationMixin:
         warm it up now. Later `generate` calls with that batch size (num_beams and
         num_return_sequences included) and at most `max_length` tokens reuse the compiled
         step; any other call raises instead of compiling again."""
+        if getattr(self.config, "is_encoder_decoder", False):
+            raise InputError("compile_for_generation supports decoder-only models; encoder-decoder models "
+                             "decode eagerly")
         for name, value in (("batch_size", batch_size), ("max_length", max_length)):
             if not isinstance(value, int) or value <= 0:
                 raise InputError(f"{name} must be a positive int, found {value!r}")
@@ -294,4 +407,4 @@ class GenerationMixin:
         self.__dict__.pop("_compiled_generation", None)
 
 
-__all__ = ["GenerationMixin", "EagerStepper", "CompiledStepper"]
+__all__ = ["GenerationMixin", "EagerStepper", "CompiledStepper", "Seq2SeqStepper"]

@@ -18,6 +18,10 @@ one cache for self-attention and one for cross-attention, so it must not churn):
 
 Slot j holds the j-th token given to the model, left padding included; positions (for RoPE or
 position embeddings) are separate and come from the attention mask.
+
+Encoder-decoder models take an `EncoderDecoderCache`: the protocol above applies to the
+decoder's self-attention; `cross(layer)` / `set_cross(layer, k, v)` hold the keys and values
+computed once from the encoder output for each layer's cross-attention.
 """
 
 from __future__ import annotations
@@ -157,4 +161,53 @@ class StaticCache(Cache):
             length.zero_()
 
 
-__all__ = ["Cache", "DynamicCache", "StaticCache"]
+class EncoderDecoderCache(Cache):
+    """A self-attention cache (any `Cache`) plus the cross-attention keys and values of each
+    decoder layer, computed from the encoder output on the first forward and reused after.
+
+    `update`, `get_seq_length`, `crop` and `max_cache_len` are those of the self-attention
+    cache; `reorder` reorders both (beam search).
+    """
+
+    def __init__(self, self_attention_cache: Cache | None = None):
+        self.self_attention_cache = self_attention_cache if self_attention_cache is not None else DynamicCache()
+        self.cross_keys: list[torch.Tensor | None] = []
+        self.cross_values: list[torch.Tensor | None] = []
+
+    @property
+    def max_cache_len(self):
+        return self.self_attention_cache.max_cache_len
+
+    def __len__(self) -> int:
+        return len(self.self_attention_cache)
+
+    def update(self, layer, k, v):
+        return self.self_attention_cache.update(layer, k, v)
+
+    def get_seq_length(self, layer: int = 0):
+        return self.self_attention_cache.get_seq_length(layer)
+
+    def cross(self, layer: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The cached cross-attention (k, v) of `layer`, each (B, H, S_enc, D), or None."""
+        if layer < len(self.cross_keys) and self.cross_keys[layer] is not None:
+            return self.cross_keys[layer], self.cross_values[layer]
+        return None
+
+    def set_cross(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        while len(self.cross_keys) <= layer:
+            self.cross_keys.append(None)
+            self.cross_values.append(None)
+        self.cross_keys[layer], self.cross_values[layer] = k, v
+
+    def reorder(self, beam_idx):
+        self.self_attention_cache.reorder(beam_idx)
+        for i, (k, v) in enumerate(zip(self.cross_keys, self.cross_values)):
+            if k is not None:
+                idx = beam_idx.to(k.device)
+                self.cross_keys[i], self.cross_values[i] = k.index_select(0, idx), v.index_select(0, idx)
+
+    def crop(self, n):
+        self.self_attention_cache.crop(n)
+
+
+__all__ = ["Cache", "DynamicCache", "StaticCache", "EncoderDecoderCache"]

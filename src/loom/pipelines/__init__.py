@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -55,13 +56,13 @@ TASKS: dict[str, TaskSpec] = {
     "image-feature-extraction": TaskSpec("image_feature_extraction", "ImageFeatureExtractionPipeline"),
     "zero-shot-image-classification": TaskSpec("zero_shot_image_classification",
                                                "ZeroShotImageClassificationPipeline"),
+    "text2text-generation": TaskSpec("text2text_generation", "Text2TextGenerationPipeline"),
+    "summarization": TaskSpec("text2text_generation", "SummarizationPipeline"),
+    "translation": TaskSpec("text2text_generation", "TranslationPipeline"),
 }
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 # Tasks whose model families loom does not have yet: asking for one says so.
 NOT_YET = {
-    "text2text-generation": "an encoder-decoder text model (T5)",
-    "summarization": "an encoder-decoder text model (T5)",
-    "translation": "an encoder-decoder text model (T5)",
     "automatic-speech-recognition": "a speech model (Whisper)",
 }
 # The task a checkpoint serves, from the end of its architecture's class name.
@@ -71,6 +72,7 @@ ARCHITECTURE_TASKS = (
     ("ForQuestionAnswering", "question-answering"),
     ("ForMaskedLM", "fill-mask"),
     ("ForImageClassification", "image-classification"),
+    ("ForConditionalGeneration", None),   # text2text or speech: the model folder's TASKS say
     ("ForCausalLM", "text-generation"),
     ("LMHeadModel", "text-generation"),
     ("Model", "feature-extraction"),
@@ -85,9 +87,12 @@ def pipeline(task: str | None = None, model=None, tokenizer=None, image_processo
     model). Other keyword arguments are hub options (`cache_dir`, `local_files_only`,
     `token`), `model_kwargs` (passed to `from_pretrained`), or the task's call parameters,
     which become its defaults."""
+    asked = task
     task = resolve_task(task, model)
     spec = TASKS[task]
     cls = spec.pipeline_class()
+    if task == "translation" and isinstance(asked, str):
+        kwargs["task"] = asked   # "translation_en_to_de" names the task's settings in the config
     if feature_extractor is not None:
         raise InputError(f"pipeline({task!r}) does not use feature_extractor= (audio); it takes"
                          " tokenizer= (text), image_processor= (images) or processor= (both)")
@@ -118,9 +123,10 @@ def resolve_task(task: str | None, model) -> str:
     if not isinstance(task, str):
         raise InputError(f"task must be a str, found {type(task).__name__}")
     task = ALIASES.get(task, task)
-    base = "translation" if task.startswith("translation_") else task
-    if base in NOT_YET:
-        raise ConfigError(f"the {task!r} task needs {NOT_YET[base]}, a model family loom does not"
+    if re.fullmatch(r"translation_.+_to_.+", task):
+        task = "translation"
+    if task in NOT_YET:
+        raise ConfigError(f"the {task!r} task needs {NOT_YET[task]}, a model family loom does not"
                           f" have yet; loom's tasks are: {', '.join(available_tasks())}")
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; loom's tasks are: {', '.join(available_tasks())}")
@@ -135,14 +141,18 @@ def _task_of(model) -> str:
     """The task named by a checkpoint's architecture, when no task is given."""
     if model is None:
         raise InputError(f"pipeline() needs a task or a model; tasks: {', '.join(available_tasks())}")
-    if isinstance(model, (str, os.PathLike)):
-        from ..auto import AutoConfig
+    from ..auto import AutoConfig, model_module
 
-        architectures = AutoConfig.from_pretrained(model).architectures or []
+    if isinstance(model, (str, os.PathLike)):
+        config = AutoConfig.from_pretrained(model)
+        architectures = config.architectures or []
     else:
-        architectures = [type(model).__name__]
+        config, architectures = getattr(model, "config", None), [type(model).__name__]
     for name in architectures:
         for suffix, task in ARCHITECTURE_TASKS:
+            if name.endswith(suffix) and task is None and config is not None:
+                tasks = model_module(config.model_type).TASKS
+                task = "automatic-speech-recognition" if "speech-seq2seq" in tasks else "text2text-generation"
             if name.endswith(suffix) and task in TASKS:
                 return task
     raise InputError(f"cannot tell the task of {model} (architectures {architectures}); pass the"

@@ -203,8 +203,10 @@ class AutoImageProcessor:
 
     @staticmethod
     def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
+        from .hub import pin
         from .preprocessing.image import image_processor_class_name, load_image_processor_dict
 
+        kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # one commit per load
         hub = _hub_kwargs(kwargs)
         # transformers' backend switches: loom has one backend, equal to the PIL one.
         overrides = {k: v for k, v in kwargs.items() if k not in hub and k not in ("use_fast", "backend")}
@@ -229,8 +231,9 @@ class AutoProcessor:
 
     @staticmethod
     def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
-        from .hub import resolve
+        from .hub import pin, resolve
 
+        kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # one commit per load
         hub = _hub_kwargs(kwargs)
         for filename in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
             path = resolve(path_or_repo_id, filename, required=False, **hub)
@@ -238,10 +241,20 @@ class AutoProcessor:
             cls = preprocessor_class(name) if isinstance(name, str) else None
             if cls is not None:
                 return cls.from_pretrained(path_or_repo_id, **kwargs)
+            if name == "Processor":  # loom's generic bundle
+                from .preprocessing.processor import Processor
+
+                return Processor.from_pretrained(path_or_repo_id, **kwargs)
         cls = _preprocessor_for_model(path_or_repo_id, hub, "processor")
         if cls is not None:
             return cls.from_pretrained(path_or_repo_id, **kwargs)
-        if any(resolve(path_or_repo_id, f, required=False, **hub) for f in ("tokenizer.json", "vocab.txt")):
+        has_text = any(resolve(path_or_repo_id, f, required=False, **hub) for f in ("tokenizer.json", "vocab.txt"))
+        has_image = resolve(path_or_repo_id, "preprocessor_config.json", required=False, **hub) is not None
+        if has_text and has_image:  # both parts, no class named: bundle them rather than drop one
+            from .preprocessing.processor import Processor
+
+            return Processor.from_pretrained(path_or_repo_id, **kwargs)
+        if has_text:
             return AutoTokenizer.from_pretrained(path_or_repo_id, **kwargs)
         return AutoImageProcessor.from_pretrained(path_or_repo_id, **kwargs)
 

@@ -170,6 +170,27 @@ def test_every_preprocessor_and_generation_config_pushes_and_loads_back(hub, tmp
     assert 'GenerationConfig.from_pretrained("acme/gen")' in hub.commit_of("acme/gen").files["README.md"].data.decode()
 
 
+@pytest.mark.parametrize("loader", ["Processor", "AutoProcessor", "AutoImageProcessor"])
+def test_a_processor_load_reads_one_commit_while_the_branch_moves(hub, tmp_path, loader):
+    from loom.preprocessing.processor import Processor
+
+    first_proc = loom.ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.4, 0.5, 0.6])
+    Processor(tokenizer=tiny_tokenizer(tmp_path / "tok"), image_processor=first_proc).push_to_hub("acme/pp")
+    first = hub.commit_of("acme/pp").oid
+    loom.ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "v2")
+    moved = {p.name: p.read_bytes() for p in (tmp_path / "v2").iterdir()}
+    hub.clear_log()
+    # Once the Hub has named the commit of the first file, main moves to other image settings.
+    hub.after(r"HEAD /acme/pp/resolve/main/", lambda s: s.add_commit("acme/pp", moved))
+    load = Processor.from_pretrained if loader == "Processor" else getattr(loom, loader).from_pretrained
+    loaded = load("acme/pp", cache_dir=tmp_path / "c")
+    image = loaded.parts["image_processor"] if isinstance(loaded, Processor) else loaded
+    assert image.to_dict() == first_proc.to_dict()
+    assert hub.commit_of("acme/pp").oid != first
+    fetched = [str(r) for r in hub.requests(r"resolve/")]
+    assert len([r for r in fetched if "/main/" in r]) == 1, fetched
+    assert all(f"/{first}/" in r for r in fetched if "/main/" not in r), fetched
+
 
 def test_a_subfolder_uploads_and_loads(hub, tmp_path):
     from loom.hub_push import upload_folder

@@ -76,6 +76,12 @@ def test_decode_is_forwarded_to_the_tokenizer(hf_folder):
     assert ours.decode(ids[0]) == ours.tokenizer.decode(ids[0])
     assert ours.batch_decode(ids, skip_special_tokens=True) == ours.tokenizer.batch_decode(ids, skip_special_tokens=True)
     assert "photo" in ours.decode(ids[0], skip_special_tokens=True)
+    # CLIP's word-end marker decodes as a space, as in transformers
+    for row in ids:
+        assert ours.decode(row) == ref.decode(row)
+        assert ours.decode(row, skip_special_tokens=True) == ref.decode(row, skip_special_tokens=True)
+    assert ours.batch_decode(ids, skip_special_tokens=True) == ref.batch_decode(ids, skip_special_tokens=True)
+    assert "</w>" not in "".join(ours.batch_decode(ids))
 
 
 def test_loom_saves_what_transformers_loads(hf_folder, tmp_path):

@@ -99,7 +99,9 @@ class ImageProcessor(PushToHubMixin):
                         token: str | bool | None = None, subfolder: str | None = None,
                         **overrides) -> ImageProcessor:
         """Read preprocessor_config.json (or processor_config.json's `image_processor`)."""
-        hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+        from ..hub import pin
+
+        hub = dict(revision=pin(path_or_repo_id, revision), cache_dir=cache_dir, local_files_only=local_files_only,
                    token=token, subfolder=subfolder)
         return cls.from_dict(load_image_processor_dict(path_or_repo_id, **hub), **overrides)
 

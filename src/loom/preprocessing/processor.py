@@ -228,8 +228,9 @@ class Processor(PushToHubMixin):
     def from_pretrained(cls, path_or_repo_id: str | os.PathLike, **kwargs) -> Processor:
         """Load every part from a folder or Hub repo. On the base class, the class named in
         processor_config.json is used when loom has it; otherwise the parts present load."""
-        from ..hub import resolve
+        from ..hub import pin, resolve
 
+        kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # every part from one commit
         hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
         config_path = resolve(path_or_repo_id, PROCESSOR_FILE, required=False, **hub)
         config = read_json(config_path, what="processor config") if config_path else {}

@@ -69,6 +69,8 @@ CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
     "FNetTokenizer": {"model_input_names": ["input_ids", "token_type_ids"]},
     "LlamaTokenizer": _LEFT, "CodeLlamaTokenizer": _LEFT, "GemmaTokenizer": _LEFT,
     "CohereTokenizer": _LEFT, "XLNetTokenizer": _LEFT,
+    # SentencePiece Unigram; `extra_ids` sentinels <extra_id_0>... (see _read_special_tokens)
+    "T5Tokenizer": {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "extra_ids": 100},
 }
 DEFAULT_CLASS = "PreTrainedTokenizerFast"   # loadable by transformers 4.x and 5.x alike
 # When tokenizer_config.json names no class (bert-base-uncased), the model's config.json
@@ -77,7 +79,7 @@ MODEL_TYPE_CLASSES = {
     "bert": "BertTokenizer", "electra": "BertTokenizer", "distilbert": "BertTokenizer",
     "deberta": "DebertaTokenizer", "deberta-v2": "DebertaV2Tokenizer", "fnet": "FNetTokenizer",
     "code_llama": "CodeLlamaTokenizer", "gemma": "GemmaTokenizer", "gemma2": "GemmaTokenizer",
-    "cohere": "CohereTokenizer", "xlnet": "XLNetTokenizer",
+    "cohere": "CohereTokenizer", "xlnet": "XLNetTokenizer", "t5": "T5Tokenizer",
 }
 
 # Config keys that describe where files were, or that loom rewrites itself on save.
@@ -311,6 +313,11 @@ class Tokenizer(PushToHubMixin):
             self._special[key] = _token_content(value, f"{key} in {CONFIG_FILE}")
         where = f"additional_special_tokens in {CONFIG_FILE}"
         self._extra = [_token_content(t, where) for t in extra]
+        sentinels = config.get("extra_ids") or 0   # T5: <extra_id_N> unless the list names them
+        if not isinstance(sentinels, int) or sentinels < 0:
+            raise TokenizerError(f"extra_ids in {CONFIG_FILE} must be a non-negative int, found {sentinels!r}")
+        if sentinels and not any(t.startswith("<extra_id_") for t in self._extra):
+            self._extra += [f"<extra_id_{i}>" for i in range(sentinels)]
 
     def _register_special_tokens(self) -> None:
         """Make every special token an unsplittable special token of the backend, as
@@ -620,7 +627,7 @@ class Tokenizer(PushToHubMixin):
             return self.batch_decode(ids, skip_special_tokens, clean_up_tokenization_spaces)
         check_ids(ids)
         text = self._backend.decode(ids, skip_special_tokens=skip_special_tokens)
-        return self._clean_up(text, clean_up_tokenization_spaces)
+        return self._clean_up(self._end_words(text), clean_up_tokenization_spaces)
 
     def batch_decode(self, sequences, skip_special_tokens: bool = False,
                      clean_up_tokenization_spaces: bool | None = None) -> list[str]:
@@ -630,7 +637,13 @@ class Tokenizer(PushToHubMixin):
         for row in rows:
             check_ids(row)
         texts = self._backend.decode_batch(rows, skip_special_tokens=skip_special_tokens)
-        return [self._clean_up(t, clean_up_tokenization_spaces) for t in texts]
+        return [self._clean_up(self._end_words(t), clean_up_tokenization_spaces) for t in texts]
+
+    def _end_words(self, text: str) -> str:
+        """BPE vocabularies that mark word ends (CLIP's `</w>`) decode them as spaces, as
+        transformers does (its byte-level decoder leaves the marker in)."""
+        suffix = getattr(self._backend.model, "end_of_word_suffix", None)
+        return text.replace(suffix, " ").strip() if suffix else text
 
     def _clean_up(self, text: str, flag: bool | None) -> str:
         if not (self.clean_up_tokenization_spaces if flag is None else flag):

@@ -574,9 +574,13 @@ def state_dict(g: GGUFFile, config: Any = None) -> dict:
                        "set config.rope_scaling (rope_type 'llama3') to match the original model", g.path)
     out = {}
     file_map = g.open_map()
+    base = _map_address(file_map)
     for name in g.tensors:
         target = hf_name(name)
         tensor = g.tensor(name, file_map)
+        if base <= tensor.untyped_storage().data_ptr() < base + len(file_map):  # a view of the file (F32/F16)
+            tensor = tensor.clone()
+        _release(file_map, g.tensors[name])
         if spec.permute_qk and target is not None:
             if ".self_attn.q_proj." in target:
                 tensor = unpermute_qk(tensor, heads, where=f"{g.path}: {name}")
@@ -584,6 +588,22 @@ def state_dict(g: GGUFFile, config: Any = None) -> dict:
                 tensor = unpermute_qk(tensor, kv_heads, where=f"{g.path}: {name}")
         out[target or name] = tensor
     return out
+
+
+def _map_address(file_map: mmap.mmap) -> int:
+    import torch
+
+    return torch.frombuffer(file_map, dtype=torch.uint8, count=1).untyped_storage().data_ptr()
+
+
+def _release(file_map: mmap.mmap, info: GGUFTensorInfo) -> None:
+    """Drop the pages of a tensor already read from the private map, so that the file's bytes
+    do not stay in the process's memory next to the dequantised weights."""
+    page = mmap.PAGESIZE
+    start = info.offset // page * page
+    stop = (info.offset + info.nbytes) // page * page  # whole pages only: neighbours may share the last
+    if stop > start and hasattr(file_map, "madvise"):
+        file_map.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
 
 def unpermute_qk(w, n_heads: int, *, where: str = "tensor"):

@@ -121,7 +121,7 @@ class CompiledStepper:
 
     def step(self, sequences):
         with torch.compiler.set_stance("fail_on_recompile"):
-            logits = self.compiled["step"](sequences[:, -1:].contiguous(), self.mask, self.next_position)
+            logits = self.compiled["step"](_last_column(sequences), self.mask, self.next_position)
         self.next_position = self.next_position + 1
         return logits
 
@@ -129,6 +129,13 @@ class CompiledStepper:
         self.cache.reorder(beam_idx)
         self.mask = self.mask[beam_idx.to(self.mask.device)]
         self.next_position = self.next_position[beam_idx.to(self.mask.device)]
+
+
+def _last_column(ids: torch.Tensor) -> torch.Tensor:
+    """The last token of each row as a (B, 1) tensor with strides (1, 1) whatever the length:
+    a (1, 1) slice counts as contiguous with stride (L, 1), which would change the compiled
+    graph's guards at every step."""
+    return ids[:, -1:].clone(memory_format=torch.contiguous_format)
 
 
 def _decode_step(model, cache, input_ids, attention_mask, position_ids):
@@ -146,7 +153,7 @@ def _warm_up(stepper: CompiledStepper, batch_size: int, max_length: int) -> None
     for i in range(min(2, max_length - 1)):
         ids = torch.cat([ids, torch.zeros_like(ids[:, :1])], dim=1)
         if i == 0:  # the one compilation
-            stepper.compiled["step"](ids[:, -1:].contiguous(), stepper.mask, stepper.next_position)
+            stepper.compiled["step"](_last_column(ids), stepper.mask, stepper.next_position)
             stepper.next_position = stepper.next_position + 1
         else:
             stepper.step(ids)

@@ -81,7 +81,22 @@ _LAZY = {
             "TextIteratorStreamer",
         )
     },
-    **{name: "loom.nn.cache" for name in ("DynamicCache", "StaticCache")},
+    **{name: "loom.nn.cache" for name in ("DynamicCache", "StaticCache", "EncoderDecoderCache")},
+    # encoder-decoder and speech
+    **{
+        name: "loom.auto"
+        for name in ("AutoModelForSeq2SeqLM", "AutoModelForSpeechSeq2Seq", "AutoFeatureExtractor")
+    },
+    **{name: "loom.preprocessing.audio" for name in ("FeatureExtractor", "SequenceFeatureExtractor", "load_audio")},
+    **{
+        name: "loom.models.t5"
+        for name in ("T5Config", "T5Model", "T5ForConditionalGeneration", "T5EncoderModel")
+    },
+    **{
+        name: "loom.models.whisper"
+        for name in ("WhisperConfig", "WhisperModel", "WhisperForConditionalGeneration",
+                     "WhisperFeatureExtractor", "WhisperProcessor", "WhisperTokenizer")
+    },
     # training (loom.training loads torch only when a torch-side name is used)
     **{
         name: "loom.training"

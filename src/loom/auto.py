@@ -149,7 +149,31 @@ class AutoTokenizer:
     def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
         from .preprocessing.tokenizer import Tokenizer
 
-        return Tokenizer.from_pretrained(path_or_repo_id, **kwargs)
+        cls = Tokenizer
+        if kwargs.get("gguf_file") is None and not str(path_or_repo_id).endswith(".gguf"):
+            from .hub import pin
+
+            kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # both reads: one commit
+            hub = {k: v for k, v in _hub_kwargs(kwargs).items() if k != "force_download"}  # the load downloads
+            cls = _model_tokenizer_class(path_or_repo_id, hub) or Tokenizer
+        return cls.from_pretrained(path_or_repo_id, **kwargs)
+
+
+def _model_tokenizer_class(path_or_repo_id, hub: dict[str, Any]) -> type | None:
+    """A model folder's own tokenizer class (a `PREPROCESSORS["tokenizer"]`, e.g.
+    WhisperTokenizer) when tokenizer_config.json names it ("Fast" suffix or not)."""
+    from .hub import resolve
+    from .preprocessing.tokenizer import Tokenizer
+
+    # In the order Tokenizer.from_pretrained reads them, so that a Hub load still makes one
+    # request (the first file names the commit; the tokenizer then reads both from the cache).
+    resolve(path_or_repo_id, "tokenizer.json", required=False, **hub)
+    path = resolve(path_or_repo_id, "tokenizer_config.json", required=False, **hub)
+    name = read_json(path, what="tokenizer config").get("tokenizer_class") if path else None
+    if not isinstance(name, str):
+        return None
+    cls = preprocessor_class(name.removesuffix("Fast"))
+    return cls if isinstance(cls, type) and issubclass(cls, Tokenizer) else None
 
 
 class AutoModelForImageClassification(_AutoModel):
@@ -221,6 +245,32 @@ class AutoImageProcessor:
         return cls.from_dict(config, **overrides)
 
 
+class AutoFeatureExtractor:
+    """`AutoFeatureExtractor.from_pretrained(path)`: the audio feature extractor its
+    preprocessor config names (`feature_extractor_type`), else the model's."""
+
+    def __init__(self):
+        raise TypeError("use AutoFeatureExtractor.from_pretrained(...)")
+
+    @staticmethod
+    def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
+        from .hub import pin
+        from .preprocessing.audio import load_feature_extractor_dict
+
+        kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # one commit per load
+        hub = _hub_kwargs(kwargs)
+        overrides = {k: v for k, v in kwargs.items() if k not in hub}
+        config = load_feature_extractor_dict(path_or_repo_id, **hub)
+        name = config.get("feature_extractor_type")
+        name = name if isinstance(name, str) else None
+        cls = preprocessor_class(name) if name else _preprocessor_for_model(path_or_repo_id, hub, "feature_extractor")
+        if cls is None:
+            raise UnknownModelTypeError(
+                f"{path_or_repo_id}: loom has no feature extractor {name or '(none named, and no known model_type)'}"
+            )
+        return cls.from_dict(config, **overrides)
+
+
 class AutoProcessor:
     """`AutoProcessor.from_pretrained(path)`: the processor class the folder names
     (processor_config.json, preprocessor_config.json or tokenizer_config.json
@@ -269,4 +319,5 @@ __all__ = [
     "AutoModelForPreTraining", "AutoModelForCausalLM", "AutoTokenizer",
     "AutoModelForImageClassification", "AutoModelForZeroShotImageClassification",
     "AutoImageProcessor", "AutoProcessor", "AutoModelForSeq2SeqLM", "AutoModelForSpeechSeq2Seq",
+    "AutoFeatureExtractor",
 ]

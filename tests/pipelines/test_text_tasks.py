@@ -28,7 +28,7 @@ def assert_same(ours, ref, path="result"):
         for k in ref:
             assert_same(ours[k], ref[k], f"{path}[{k!r}]")
     elif isinstance(ref, (list, tuple)):
-        assert isinstance(ours, list) and len(ours) == len(ref), f"{path}: {ours} != {ref}"
+        assert isinstance(ours, type(ref)) and len(ours) == len(ref), f"{path}: {ours} != {ref}"
         for i, (a, b) in enumerate(zip(ours, ref)):
             assert_same(a, b, f"{path}[{i}]")
     elif isinstance(ref, (float, np.floating)):

@@ -236,7 +236,9 @@ class PreTrainedModel(nn.Module, PushToHubMixin):
         self.set_input_embeddings(new)
         out = self.get_output_embeddings()
         if out is not None:
-            tied = any(t.endswith(".weight") for t, _ in self._tied_pairs())
+            # Tied when a pair targets the output layer (others may tie input tables, as T5's stacks).
+            tied = any(t.endswith(".weight") and self.get_submodule(t.rpartition(".")[0]) is out
+                       for t, _ in self._tied_pairs())
             with torch.no_grad():
                 if not tied:
                     out.weight = nn.Parameter(_resized_rows(out.weight, n))

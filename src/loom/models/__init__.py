@@ -14,4 +14,6 @@ MODEL_TYPES: dict[str, str] = {
     "llama": "llama",
     "mistral": "llama",
     "qwen2": "llama",
+    "t5": "t5",
+    "whisper": "whisper",
 }

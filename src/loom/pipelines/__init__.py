@@ -59,12 +59,11 @@ TASKS: dict[str, TaskSpec] = {
     "text2text-generation": TaskSpec("text2text_generation", "Text2TextGenerationPipeline"),
     "summarization": TaskSpec("text2text_generation", "SummarizationPipeline"),
     "translation": TaskSpec("text2text_generation", "TranslationPipeline"),
+    "automatic-speech-recognition": TaskSpec("automatic_speech_recognition", "AutomaticSpeechRecognitionPipeline"),
 }
 ALIASES = {"sentiment-analysis": "text-classification", "ner": "token-classification"}
 # Tasks whose model families loom does not have yet: asking for one says so.
-NOT_YET = {
-    "automatic-speech-recognition": "a speech model (Whisper)",
-}
+NOT_YET: dict[str, str] = {}
 # The task a checkpoint serves, from the end of its architecture's class name.
 ARCHITECTURE_TASKS = (
     ("ForSequenceClassification", "text-classification"),
@@ -93,7 +92,8 @@ def pipeline(task: str | None = None, model=None, tokenizer=None, image_processo
     cls = spec.pipeline_class()
     if task == "translation" and isinstance(asked, str):
         kwargs["task"] = asked   # "translation_en_to_de" names the task's settings in the config
-    if feature_extractor is not None:
+    needs_audio = getattr(cls, "needs_feature_extractor", False)
+    if feature_extractor is not None and not needs_audio:
         raise InputError(f"pipeline({task!r}) does not use feature_extractor= (audio); it takes"
                          " tokenizer= (text), image_processor= (images) or processor= (both)")
     if model is None:
@@ -108,10 +108,13 @@ def pipeline(task: str | None = None, model=None, tokenizer=None, image_processo
         parts = _processor_parts(processor, hub)
         tokenizer = tokenizer if tokenizer is not None else parts.get("tokenizer")
         image_processor = image_processor if image_processor is not None else parts.get("image_processor")
+        feature_extractor = feature_extractor if feature_extractor is not None else parts.get("feature_extractor")
     if cls.needs_tokenizer:
         tokenizer = _load_preprocessor(tokenizer, source, "tokenizer", task, hub)
     if cls.needs_image_processor:
         image_processor = _load_preprocessor(image_processor, source, "image_processor", task, hub)
+    if needs_audio:
+        kwargs["feature_extractor"] = _load_preprocessor(feature_extractor, source, "feature_extractor", task, hub)
     kwargs = {**_folder_defaults(cls, source), **kwargs}
     return cls(model, tokenizer, image_processor=image_processor, batch_size=batch_size, **kwargs)
 
@@ -210,6 +213,10 @@ def _load_preprocessor(given, source, what: str, task: str, hub: dict):
         from ..auto import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(where, **hub)
+    if what == "feature_extractor":
+        from ..auto import AutoFeatureExtractor
+
+        return AutoFeatureExtractor.from_pretrained(where, **hub)
     from ..auto import AutoImageProcessor
 
     return AutoImageProcessor.from_pretrained(where, **hub)

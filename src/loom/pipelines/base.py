@@ -278,6 +278,26 @@ class ImagePipeline(Pipeline):
         return {"pixel_values": pixels.to(self.device, self.model.dtype)}
 
 
+SAMPLING_ONLY = {"temperature", "top_k", "top_p", "min_p"}
+
+
+def with_generation_defaults(model, kwargs: dict, defaults: dict, tokenizer=None) -> dict:
+    """`generate()` arguments: the call's `kwargs`, plus the pipeline's `defaults` for what
+    neither they nor the model's generation config set (as transformers' pipelines: no
+    default max_new_tokens over a set max_length, sampling values only when sampling), plus
+    the tokenizer's pad token."""
+    kwargs = dict(kwargs)
+    already = {**model.generation_config.to_dict(), **kwargs}
+    added = {k: v for k, v in defaults.items() if k not in already
+             and not (k == "max_new_tokens" and "max_length" in already)}
+    if not {**already, **added}.get("do_sample"):
+        added = {k: v for k, v in added.items() if k not in SAMPLING_ONLY}
+    kwargs.update(added)
+    if "pad_token_id" not in already and tokenizer is not None and tokenizer.pad_token_id is not None:
+        kwargs["pad_token_id"] = tokenizer.pad_token_id
+    return kwargs
+
+
 def check_image(item, where: str, task: str):
     """A file path that exists, a PIL image, or an array / tensor; else a loom error."""
     if item is None:
@@ -335,4 +355,4 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["Pipeline", "ImagePipeline", "Row", "check_image", "check_text", "check_top_k", "softmax",
-           "sigmoid"]
+           "sigmoid", "with_generation_defaults"]

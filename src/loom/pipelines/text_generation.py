@@ -23,10 +23,9 @@ import torch
 
 from ..errors import InputError
 from ..generation.config import GenerationConfig
-from .base import Pipeline, Row, check_text
+from .base import Pipeline, Row, check_text, with_generation_defaults
 
 PIPELINE_GENERATION_DEFAULTS = {"max_new_tokens": 256, "do_sample": True, "temperature": 0.7}
-SAMPLING_ONLY = {"temperature", "top_k", "top_p", "min_p"}
 GENERATE_EXTRAS = {"seed", "generator", "logits_processor", "stopping_criteria", "streamer"}
 
 
@@ -116,18 +115,11 @@ class TextGenerationPipeline(Pipeline):
         """The call's generate() arguments, plus the pipeline's defaults for what neither the
         call nor the model's generation config sets."""
         kwargs = {k: v for k, v in p.items() if k not in self.defaults}
-        already = {**self.model.generation_config.to_dict(), **kwargs}
-        added = {k: v for k, v in PIPELINE_GENERATION_DEFAULTS.items() if k not in already
-                 and not (k == "max_new_tokens" and "max_length" in already)}
-        if not {**already, **added}.get("do_sample"):
-            added = {k: v for k, v in added.items() if k not in SAMPLING_ONLY}
-        kwargs.update(added)
         if p["stop_sequence"] is not None:
             kwargs["stop_strings"] = p["stop_sequence"]
+        kwargs = with_generation_defaults(self.model, kwargs, PIPELINE_GENERATION_DEFAULTS, self.tokenizer)
         if kwargs.get("stop_strings") is not None:
             kwargs["tokenizer"] = self.tokenizer
-        if "pad_token_id" not in already and self.tokenizer.pad_token_id is not None:
-            kwargs["pad_token_id"] = self.tokenizer.pad_token_id
         return kwargs
 
     def _eos_ids(self) -> set[int]:

@@ -39,6 +39,7 @@ _HUB_KWARGS = ("revision", "cache_dir", "local_files_only", "token", "subfolder"
 PART_LOADERS: dict[str, str] = {
     "tokenizer": "loom.auto:AutoTokenizer",
     "image_processor": "loom.auto:AutoImageProcessor",
+    "feature_extractor": "loom.auto:AutoFeatureExtractor",
 }
 MODALITIES: dict[str, str] = {"text": "tokenizer", "images": "image_processor",
                               "audio": "feature_extractor"}
@@ -261,7 +262,10 @@ class Processor(PushToHubMixin):
         names = []
         if any(resolve(path_or_repo_id, f, required=False, **hub) for f in ("tokenizer.json", "vocab.txt")):
             names.append("tokenizer")
-        if "image_processor" in config or resolve(path_or_repo_id, PREPROCESSOR_FILE, required=False, **hub):
+        preprocessor = resolve(path_or_repo_id, PREPROCESSOR_FILE, required=False, **hub)
+        if preprocessor is not None and "sampling_rate" in read_json(preprocessor, what=PREPROCESSOR_FILE):
+            names.append("feature_extractor")  # audio settings
+        elif "image_processor" in config or preprocessor is not None:
             names.append("image_processor")
         if not names:
             raise ConfigError(f"no preprocessor files in {path_or_repo_id}: looked for tokenizer.json, vocab.txt, "

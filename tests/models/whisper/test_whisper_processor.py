@@ -84,3 +84,28 @@ def test_features_to_transcript(saved, tmp_path):
     assert a.tolist() == b.tolist()
     assert processor.batch_decode(a) == ref_processor.batch_decode(b)
     assert isinstance(loom.WhisperProcessor, type)
+
+
+def test_generic_processor_bundles_tokenizer_and_feature_extractor(saved, tmp_path):
+    """A folder with a tokenizer and audio settings that names no processor class: loom's
+    generic Processor (and AutoProcessor) bundle both parts."""
+    import shutil
+
+    from loom.preprocessing.processor import Processor
+
+    ref, path = saved
+    plain = tmp_path / "plain"
+    shutil.copytree(path, plain)
+    (plain / "processor_config.json").unlink(missing_ok=True)  # transformers 5 nests the audio settings there
+    ref.feature_extractor.save_pretrained(plain)  # as a lone preprocessor_config.json instead
+    for name in ("preprocessor_config.json", "tokenizer_config.json"):
+        settings = json.loads((plain / name).read_text())
+        settings.pop("processor_class", None)
+        (plain / name).write_text(json.dumps(settings))
+    for load in (Processor.from_pretrained, loom.AutoProcessor.from_pretrained):
+        generic = load(plain)
+        assert type(generic) is Processor and set(generic.parts) == {"tokenizer", "feature_extractor"}
+        x = generic(audio=audio(1), sampling_rate=16000, return_tensors="np")["input_features"]
+        y = ref(audio=audio(1), sampling_rate=16000, return_tensors="np")["input_features"]
+        assert np.abs(x - y).max() <= 1e-5
+        assert generic.decode([5, 6]) == ref.decode([5, 6])

@@ -8,9 +8,9 @@ loom's files). `SequenceFeatureExtractor` adds the sequence settings (`feature_s
 `pad()`. Model extractors (`WhisperFeatureExtractor`) are declarative subclasses with a
 `__call__`.
 
-The numerics shared by audio models live here: the mel scales and `mel_filter_bank`
-(Slaney or HTK), `window_function`, and `stft_mel_power`, a centred STFT (reflect padding)
-whose frames made only of padding are computed once instead of once per frame.
+The numerics shared by audio models live here: the mel scales (HTK, Kaldi, Slaney),
+`mel_filter_bank` (optionally Slaney-normalised), `window_function`, and `stft_mel_power`, a
+centred STFT (reflect padding) whose frames made only of padding are computed once.
 
 Input rules (`as_clips`): one clip is a 1-D array, a list of numbers or a 1-D tensor; a batch
 is a list of clips or a 2-D array (one clip per row, as in `transformers`). Samples must be

@@ -75,7 +75,7 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
 
     def check_input(self, item, where: str) -> np.ndarray:
         """The item as 1-D float32 samples at the feature extractor's rate."""
-        from ..preprocessing.audio import _clip, load_audio
+        from ..preprocessing.audio import as_clip, load_audio
 
         rate = self.feature_extractor.sampling_rate
         if item is None:
@@ -99,7 +99,7 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
             item = samples
         if isinstance(item, (np.ndarray, torch.Tensor, list)):
             try:
-                return _clip(item, 0)
+                return as_clip(item, 0)
             except InputError as e:
                 raise InputError(f"{self.task}: {where}: {str(e).removeprefix('audio 0 ')}") from None
         raise InputError(f"{self.task}: {where} must be {self.input_kind}, found {type(item).__name__}")

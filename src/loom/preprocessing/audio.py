@@ -241,14 +241,14 @@ def as_clips(raw_speech) -> list[np.ndarray]:
         if raw_speech.ndim == 2 and not _channels_last_clip(raw_speech.shape):
             if raw_speech.shape[0] == 0:
                 raise InputError("raw_speech is an empty batch: shape (0, ...)")
-            return [_clip(row, i) for i, row in enumerate(raw_speech)]
-        return [_clip(raw_speech, 0)]
+            return [as_clip(row, i) for i, row in enumerate(raw_speech)]
+        return [as_clip(raw_speech, 0)]
     if isinstance(raw_speech, (list, tuple)):
         if len(raw_speech) == 0:
             raise InputError("raw_speech is empty: pass a waveform or a list of waveforms")
         if _is_number(raw_speech[0]):  # one clip as a list of samples
-            return [_clip(raw_speech, 0)]
-        return [_clip(item, i) for i, item in enumerate(raw_speech)]
+            return [as_clip(raw_speech, 0)]
+        return [as_clip(item, i) for i, item in enumerate(raw_speech)]
     raise InputError(f"raw_speech must be a NumPy array, a torch tensor, a list of numbers, or a list of "
                      f"those; found {type(raw_speech).__name__}")
 
@@ -257,7 +257,7 @@ def _channels_last_clip(shape: tuple[int, ...]) -> bool:
     return shape[1] <= MAX_CHANNELS < shape[0]
 
 
-def _clip(item, i: int) -> np.ndarray:
+def as_clip(item, i: int = 0) -> np.ndarray:
     """Audio item `i` as 1-D float32, checked; multichannel audio averaged to mono."""
     if _is_tensor(item):
         item = item.detach().cpu().numpy()
@@ -566,6 +566,6 @@ def load_audio(path: str | os.PathLike, sampling_rate: int | None = None) -> tup
 
 
 __all__ = [
-    "FeatureExtractor", "SequenceFeatureExtractor", "load_audio", "load_feature_extractor_dict", "as_clips",
+    "FeatureExtractor", "SequenceFeatureExtractor", "load_audio", "load_feature_extractor_dict", "as_clips", "as_clip",
     "mel_filter_bank", "hertz_to_mel", "mel_to_hertz", "window_function", "stft_mel_power", "MAX_CHANNELS",
 ]

@@ -75,7 +75,7 @@ ANALYSIS = (
     "Where the difference comes from: a decoding step streams the same ~150 MB of fp32 weights in both "
     "libraries (decoder blocks 84 MB, the 32128x512 output layer 66 MB). torch's `x @ W.T` with 1-12 "
     "rows runs a matrix-vector or small-M kernel that streams them 2-5x slower on this CPU than "
-    "`W @ x.T`, which loom's T5 uses for such products (`FewRowLinear`; one row is doubled, as the "
+    "`W @ x.T`, which loom's T5 uses for such products (`loom.nn.linear.Linear`; one row is doubled, as the "
     "2-column product also beats the matrix-vector one). The rest is less per-step Python and op "
     "overhead. The encoder (64 or 512 rows) runs the default product in both."
 )

@@ -28,7 +28,7 @@ def prune_linear(layer: nn.Linear, index: torch.Tensor, dim: int = 0) -> nn.Line
     if layer.bias is not None:
         b = layer.bias.detach().clone() if dim == 1 else layer.bias.index_select(0, index).detach().clone()
     out_f, in_f = w.shape
-    new = nn.Linear(in_f, out_f, bias=b is not None, device=w.device, dtype=w.dtype)
+    new = type(layer)(in_f, out_f, bias=b is not None, device=w.device, dtype=w.dtype)  # keeps loom's Linear
     new.weight = nn.Parameter(w, requires_grad=layer.weight.requires_grad)
     if b is not None:
         new.bias = nn.Parameter(b, requires_grad=layer.bias.requires_grad)

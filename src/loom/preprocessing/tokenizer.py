@@ -15,7 +15,7 @@ NumPy only: torch is imported only when `return_tensors="pt"` is asked for.
 
 from __future__ import annotations
 
-import base64
+import importlib
 import json
 import logging
 import os
@@ -32,7 +32,7 @@ from ..hub import pin, resolve
 from ..hub_push import PushToHubMixin
 from ..io import atomic_folder, read_json, write_json
 from .inputs import as_batch, check_ids, check_int, collect, strategy, to_list
-from .encoding import TENSOR_TYPES, BatchEncoding, CharSpan, TokenSpan, check_tensor_type
+from .encoding import BatchEncoding, CharSpan, TokenSpan, check_tensor_type
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,9 @@ CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
     # SentencePiece Unigram; `extra_ids` sentinels <extra_id_0>... (see _read_special_tokens)
     "T5Tokenizer": {"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "extra_ids": 100},
 }
+# Tokenizer classes whose transformers implementation rebuilds the pipeline around the file's
+# model: the function (in the model's folder) doing the same to a `tokenizers.Tokenizer`.
+PIPELINE_REBUILDS = {"T5Tokenizer": "loom.models.t5.tokenization:rebuild_pipeline"}
 DEFAULT_CLASS = "PreTrainedTokenizerFast"   # loadable by transformers 4.x and 5.x alike
 # When tokenizer_config.json names no class (bert-base-uncased), the model's config.json
 # "model_type" decides, as in transformers' AutoTokenizer.
@@ -268,8 +271,10 @@ class Tokenizer(PushToHubMixin):
         added_tokens_file = find(ADDED_TOKENS_FILE)
         if tokenizer_file is not None:
             backend = _load_backend(tokenizer_file)
-            if _class_key(config["tokenizer_class"]) == "T5Tokenizer":
-                _t5_pipeline(backend, config)
+            rebuild = PIPELINE_REBUILDS.get(_class_key(config["tokenizer_class"]))
+            if rebuild is not None:  # classes that ignore the file's pipeline and build their own
+                module, _, name = rebuild.partition(":")
+                getattr(importlib.import_module(module), name)(backend, config)
             _add_listed_tokens(backend, config, added_tokens_file)
         else:
             config["tokenizer_class"] = config["tokenizer_class"] or "BertTokenizer"
@@ -745,25 +750,6 @@ def _load_backend(path: Path) -> _Backend:
         raise TokenizerError(
             f"{path} is not a valid tokenizers file ({e}); re-save it or delete it to fall"
             f" back to {VOCAB_FILE}") from None
-
-
-def _t5_pipeline(backend: _Backend, config: dict) -> None:
-    """transformers' T5Tokenizer rebuilds the pipeline around the file's Unigram model: only a
-    SentencePiece `Precompiled` normalizer is kept, text is split on whitespace then marked
-    with Metaspace, and `</s>` ends every sequence. Do the same, so that ids match."""
-    spec = json.loads(backend.normalizer.__getstate__()) if backend.normalizer is not None else {}
-    parts = spec.get("normalizers", []) if spec.get("type") == "Sequence" else [spec]
-    charsmap = next((p["precompiled_charsmap"] for p in parts if p.get("type") == "Precompiled"), None)
-    backend.normalizer = normalizers.Precompiled(base64.b64decode(charsmap)) if charsmap else None
-    space = dict(replacement="\u2581", prepend_scheme="always", split=True)
-    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
-                                                     pre_tokenizers.Metaspace(**space)])
-    backend.decoder = decoders.Metaspace(**space)
-    eos = _token_content(config.get("eos_token"), "eos_token") or "</s>"
-    if backend.token_to_id(eos) is None:
-        backend.add_special_tokens([AddedToken(eos, special=True, normalized=False)])
-    backend.post_processor = processors.TemplateProcessing(
-        single=["$A", eos], pair=["$A", eos, "$B", eos], special_tokens=[(eos, backend.token_to_id(eos))])
 
 
 def _add_listed_tokens(backend: _Backend, config: dict, added_tokens_file: Path | None) -> None:

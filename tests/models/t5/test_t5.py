@@ -493,29 +493,6 @@ def test_generate_deeper_decoder_cached_equals_uncached(saved):
         saved["gated-silu-deeper-decoder"][0].generate(ids, attention_mask=mask, max_new_tokens=3)
 
 
-def test_few_row_linear_equals_linear():
-    """The decoding-step product (weight @ x.T for <= FEW_ROWS rows) gives nn.Linear's values,
-    shapes and gradients, whatever the number of rows and the input's layout."""
-    from loom.models.t5.modeling import FEW_ROWS, FewRowLinear
-
-    torch.manual_seed(0)
-    fast = FewRowLinear(48, 80, bias=False)
-    plain = torch.nn.Linear(48, 80, bias=False)
-    plain.weight = fast.weight
-    for shape in [(1, 1, 48), (2, 1, 48), (3, 4, 48), (FEW_ROWS, 48), (FEW_ROWS + 1, 48), (5, 2, 3, 48)]:
-        x = torch.randn(*shape, requires_grad=True)
-        a, b = fast(x), plain(x)
-        assert a.shape == b.shape
-        assert_close(a, b, 1e-5, f"rows of {shape}")
-        (ga,) = torch.autograd.grad(a.square().sum(), x)
-        (gb,) = torch.autograd.grad(b.square().sum(), x)
-        assert_close(ga, gb, 1e-4, f"gradient for {shape}")
-    x = torch.randn(48, 3).t()  # a non-contiguous input
-    assert_close(fast(x), plain(x), 1e-5, "transposed input")
-    fast.double()  # other dtypes go through nn.Linear
-    assert_close(fast(x.double()), plain.double()(x.double()), 0.0, "float64")
-
-
 # -- bad input ------------------------------------------------------------------------------
 
 def test_bad_input_raises(saved):

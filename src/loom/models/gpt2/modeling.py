@@ -24,6 +24,7 @@ from ...nn.activations import get_activation
 from ...nn.attention import attention, layer_head_masks
 from ...nn.cache import DynamicCache
 from ...nn.masks import decoder_positions_and_masks
+from ...nn.linear import Linear
 from ...nn.pruning import heads_index
 from .config import GPT2Config
 
@@ -230,7 +231,7 @@ class GPT2LMHeadModel(GenerationMixin, GPT2PreTrainedModel):
     def __init__(self, config: GPT2Config):
         super().__init__(config)
         self.transformer = GPT2Model(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:

@@ -24,6 +24,7 @@ from ...modeling.outputs import BaseModelOutputWithPast, CausalLMOutputWithPast,
 from ...nn.activations import get_activation
 from ...nn.attention import attention, layer_head_masks
 from ...nn.cache import DynamicCache
+from ...nn.linear import Linear
 from ...nn.masks import decoder_positions_and_masks
 from ...nn.norms import RMSNorm
 from ...nn.pruning import heads_index, prune_linear
@@ -41,10 +42,10 @@ class Attention(nn.Module):
         self.n_rep = config.num_key_value_groups
         self.dropout_p = config.attention_dropout
         qkv_bias = config.has_qkv_bias
-        self.q_proj = nn.Linear(config.hidden_size, self.num_heads * D, bias=qkv_bias)
-        self.k_proj = nn.Linear(config.hidden_size, self.num_kv_heads * D, bias=qkv_bias)
-        self.v_proj = nn.Linear(config.hidden_size, self.num_kv_heads * D, bias=qkv_bias)
-        self.o_proj = nn.Linear(self.num_heads * D, config.hidden_size, bias=config.attention_bias)
+        self.q_proj = Linear(config.hidden_size, self.num_heads * D, bias=qkv_bias)
+        self.k_proj = Linear(config.hidden_size, self.num_kv_heads * D, bias=qkv_bias)
+        self.v_proj = Linear(config.hidden_size, self.num_kv_heads * D, bias=qkv_bias)
+        self.o_proj = Linear(self.num_heads * D, config.hidden_size, bias=config.attention_bias)
         self.pruned_heads: set[int] = set()
         self.kept_heads = list(range(self.num_heads))  # original numbers of the heads present
 
@@ -96,9 +97,9 @@ class MLP(nn.Module):
     def __init__(self, config: LlamaConfig):
         super().__init__()
         C, F, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
-        self.gate_proj = nn.Linear(C, F, bias=bias)
-        self.up_proj = nn.Linear(C, F, bias=bias)
-        self.down_proj = nn.Linear(F, C, bias=bias)
+        self.gate_proj = Linear(C, F, bias=bias)
+        self.up_proj = Linear(C, F, bias=bias)
+        self.down_proj = Linear(F, C, bias=bias)
         self.act = get_activation(config.hidden_act)
 
     def forward(self, x):
@@ -203,7 +204,7 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     def __init__(self, config: LlamaConfig):
         super().__init__(config)
         self.model = LlamaModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:

@@ -33,6 +33,7 @@ from ...modeling.outputs import (
 from ...nn.activations import get_activation
 from ...nn.attention import attention, layer_head_masks
 from ...nn.cache import EncoderDecoderCache
+from ...nn.linear import Linear
 from ...nn.masks import causal_mask, padding_mask
 from ...nn.norms import RMSNorm
 from ...nn.pruning import heads_index, prune_linear
@@ -61,32 +62,6 @@ def relative_position_bucket(relative_position: torch.Tensor, bidirectional: boo
     return buckets + torch.where(distance < max_exact, distance, large)
 
 
-# Up to this many rows (tokens in the batch: a decoding step), FewRowLinear multiplies as
-# weight @ x.T. Measured on the 2-CPU benchmark machine (torch 2.13 CPU, fp32), t5-small's
-# decoder weights and head: 1 row 7.7 -> 3.0 ms, 2 rows 14.3 -> 3.0 ms, 8 rows 13.9 -> 6.8 ms;
-# from 13 rows on the default product is as fast or faster.
-FEW_ROWS = 12
-
-
-class FewRowLinear(nn.Linear):
-    """nn.Linear without bias whose products with few rows run as `weight @ x.T` on CPU.
-
-    torch's `x @ weight.T` for 1-12 rows takes a matrix-vector or small-M kernel that streams
-    the weights 2-5x slower than the transposed product; one row is doubled, because the
-    2-column product also beats the matrix-vector one. Same values up to summation order.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
-        if not 0 < rows <= FEW_ROWS or x.device.type != "cpu" or x.dtype != torch.float32 or self.bias is not None:
-            return super().forward(x)
-        flat = x.reshape(rows, x.shape[-1])
-        if rows == 1:
-            flat = torch.cat([flat, flat])
-        out = (self.weight @ flat.t())[:, :rows].t().contiguous()  # (rows, out_features)
-        return out.view(*x.shape[:-1], -1)
-
-
 class Attention(nn.Module):
     """Self-attention (with a cache in the decoder) or cross-attention over the encoder output."""
 
@@ -98,10 +73,10 @@ class Attention(nn.Module):
         self.bidirectional = bidirectional
         self.dropout_p = config.dropout_rate
         C, inner = config.d_model, config.num_heads * config.d_kv
-        self.q = FewRowLinear(C, inner, bias=False)
-        self.k = FewRowLinear(C, inner, bias=False)
-        self.v = FewRowLinear(C, inner, bias=False)
-        self.o = FewRowLinear(inner, C, bias=False)
+        self.q = Linear(C, inner, bias=False)
+        self.k = Linear(C, inner, bias=False)
+        self.v = Linear(C, inner, bias=False)
+        self.o = Linear(inner, C, bias=False)
         # No 1/sqrt(D) on the scores: the original initialises q smaller instead.
         self.q.init_std = (C * config.d_kv) ** -0.5
         if has_relative_attention_bias:
@@ -159,8 +134,8 @@ class Attention(nn.Module):
 class DenseActDense(nn.Module):
     def __init__(self, config: T5Config):
         super().__init__()
-        self.wi = FewRowLinear(config.d_model, config.d_ff, bias=False)
-        self.wo = FewRowLinear(config.d_ff, config.d_model, bias=False)
+        self.wi = Linear(config.d_model, config.d_ff, bias=False)
+        self.wo = Linear(config.d_ff, config.d_model, bias=False)
         self.dropout = nn.Dropout(config.dropout_rate)
         self.act = get_activation(config.dense_act_fn)
 
@@ -171,9 +146,9 @@ class DenseActDense(nn.Module):
 class DenseGatedActDense(nn.Module):
     def __init__(self, config: T5Config):
         super().__init__()
-        self.wi_0 = FewRowLinear(config.d_model, config.d_ff, bias=False)
-        self.wi_1 = FewRowLinear(config.d_model, config.d_ff, bias=False)
-        self.wo = FewRowLinear(config.d_ff, config.d_model, bias=False)
+        self.wi_0 = Linear(config.d_model, config.d_ff, bias=False)
+        self.wi_1 = Linear(config.d_model, config.d_ff, bias=False)
+        self.wo = Linear(config.d_ff, config.d_model, bias=False)
         self.dropout = nn.Dropout(config.dropout_rate)
         self.act = get_activation(config.dense_act_fn)
 
@@ -465,7 +440,7 @@ class T5ForConditionalGeneration(GenerationMixin, T5PreTrainedModel):
         self.shared = nn.Embedding(config.vocab_size, config.d_model)
         self.encoder = T5Stack(config, is_decoder=False)
         self.decoder = T5Stack(config, is_decoder=True)
-        self.lm_head = FewRowLinear(config.d_model, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.init_std = 1.0
         if config.tie_word_embeddings:  # tied from the start: only a load can hand it weights of its own
             self.lm_head.weight = self.shared.weight

@@ -38,6 +38,7 @@ from ...modeling.outputs import (
 from ...nn.activations import get_activation
 from ...nn.attention import attention, layer_head_masks
 from ...nn.cache import EncoderDecoderCache
+from ...nn.linear import Linear
 from ...nn.masks import causal_mask
 from ...nn.pruning import heads_index, prune_linear
 from .config import WhisperConfig
@@ -104,10 +105,10 @@ class Attention(nn.Module):
         self.head_dim = d_model // num_heads
         self.scaling = self.head_dim**-0.5
         self.dropout_p = dropout
-        self.k_proj = nn.Linear(d_model, d_model, bias=False)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.out_proj = nn.Linear(d_model, d_model)
+        self.k_proj = Linear(d_model, d_model, bias=False)
+        self.v_proj = Linear(d_model, d_model)
+        self.q_proj = Linear(d_model, d_model)
+        self.out_proj = Linear(d_model, d_model)
         self.pruned_heads: set[int] = set()
         self.kept_heads = list(range(num_heads))  # original numbers of the heads present
 
@@ -160,8 +161,8 @@ class EncoderLayer(nn.Module):
         C = config.d_model
         self.self_attn = Attention(C, config.encoder_attention_heads, config.attention_dropout, layer_idx)
         self.self_attn_layer_norm = nn.LayerNorm(C)
-        self.fc1 = nn.Linear(C, config.encoder_ffn_dim)
-        self.fc2 = nn.Linear(config.encoder_ffn_dim, C)
+        self.fc1 = Linear(C, config.encoder_ffn_dim)
+        self.fc2 = Linear(config.encoder_ffn_dim, C)
         self.final_layer_norm = nn.LayerNorm(C)
         self.act = get_activation(config.activation_function)
         self.dropout = config.dropout
@@ -190,8 +191,8 @@ class DecoderLayer(EncoderLayer):
         self.self_attn_layer_norm = nn.LayerNorm(C)
         self.encoder_attn = Attention(C, H, config.attention_dropout, layer_idx)
         self.encoder_attn_layer_norm = nn.LayerNorm(C)
-        self.fc1 = nn.Linear(C, config.decoder_ffn_dim)
-        self.fc2 = nn.Linear(config.decoder_ffn_dim, C)
+        self.fc1 = Linear(C, config.decoder_ffn_dim)
+        self.fc2 = Linear(config.decoder_ffn_dim, C)
         self.final_layer_norm = nn.LayerNorm(C)
         self.act = get_activation(config.activation_function)
         self.dropout = config.dropout
@@ -406,7 +407,7 @@ class WhisperForConditionalGeneration(GenerationMixin, WhisperPreTrainedModel):
     def __init__(self, config: WhisperConfig):
         super().__init__(config)
         self.model = WhisperModel(config)
-        self.proj_out = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.proj_out = Linear(config.d_model, config.vocab_size, bias=False)
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:

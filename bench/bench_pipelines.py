@@ -171,9 +171,9 @@ def report(results: dict, args, check: tuple, padding: dict, load_avg: float) ->
         f" input order ({padding['input order'] / padding['sorted']:.2f}x).",
         "- Overhead is measured inside each loom run (hooks time the model's forward on the very"
         " batches the pipeline builds), so it holds on a loaded machine.",
-        "- This 2-CPU machine is shared and was busy (load below): with 2 threads both libraries"
-        " ran slower than with 1, and the many short batches of loom's sorted order lost the"
-        " most; 1 thread shows the effect of the batching itself.",
+        "- The machine is shared: when other jobs keep its 2 CPUs busy (load average well above 1),"
+        " the 2-thread rows slow down most, and loom's many short sorted batches lose the most;"
+        " the 1-thread rows then show the effect of the batching itself.",
         f"- Load average when the run started: {load_avg:.2f} on {os.cpu_count()} CPUs.",
     ])
 

@@ -26,15 +26,14 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..generation.config import GenerationConfig
-from .base import Pipeline, Row, with_generation_defaults
+from .base import GeneratingPipeline, Row, with_generation_defaults
 
 # As transformers' pipeline (after OpenAI's whisper): for what the model's generation config leaves unset.
 PIPELINE_GENERATION_DEFAULTS = {"max_new_tokens": 256, "num_beams": 5}
-GENERATE_EXTRAS = {"seed", "generator", "logits_processor", "stopping_criteria", "language", "task"}
 
 
-class AutomaticSpeechRecognitionPipeline(Pipeline):
+class AutomaticSpeechRecognitionPipeline(GeneratingPipeline):
+    generate_extras = GeneratingPipeline.generate_extras | {"language", "task"}
     task = "automatic-speech-recognition"
     model_task = "speech-seq2seq"
     needs_tokenizer = True
@@ -52,13 +51,8 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
         self.feature_extractor = feature_extractor
         super().__init__(model, tokenizer, **kwargs)
 
-    def accepts(self) -> set[str]:
-        return set(self.defaults) | GenerationConfig.field_names() | GENERATE_EXTRAS
-
     def check_params(self, params: dict) -> None:
-        config = {k: v for k, v in params.items() if k in GenerationConfig.field_names()}
-        if config:
-            self.model.generation_config.update(**config)  # raises, naming a bad value
+        super().check_params(params)
         if params.get("return_timestamps") not in (None, True, False):
             raise InputError(f"{self.task}: return_timestamps must be True, False or None (segment times); "
                              f"found {params['return_timestamps']!r} (word timestamps are not supported)")

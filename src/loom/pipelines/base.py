@@ -243,6 +243,27 @@ class Pipeline:
         return groups
 
 
+class GeneratingPipeline(Pipeline):
+    """Base of the tasks that call `generate()`: every generation argument (and the names in
+    `generate_extras`) is a call parameter, checked against the model's generation config."""
+
+    generate_extras: ClassVar[frozenset[str]] = frozenset({"seed", "generator", "logits_processor",
+                                                           "stopping_criteria"})
+
+    def accepts(self) -> set[str]:
+        from ..generation.config import GenerationConfig
+
+        return set(self.defaults) | GenerationConfig.field_names() | self.generate_extras
+
+    def check_params(self, params: dict) -> None:
+        from ..generation.config import GenerationConfig
+
+        super().check_params(params)
+        config = {k: v for k, v in params.items() if k in GenerationConfig.field_names()}
+        if config:
+            self.model.generation_config.update(**config)  # raises, naming a bad value
+
+
 class ImagePipeline(Pipeline):
     """Base of the image tasks: inputs are file paths, PIL images or arrays, preprocessed by
     the checkpoint's image processor into `pixel_values` rows."""
@@ -354,5 +375,5 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-__all__ = ["Pipeline", "ImagePipeline", "Row", "check_image", "check_text", "check_top_k", "softmax",
+__all__ = ["Pipeline", "GeneratingPipeline", "ImagePipeline", "Row", "check_image", "check_text", "check_top_k", "softmax",
            "sigmoid", "with_generation_defaults"]

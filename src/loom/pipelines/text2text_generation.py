@@ -20,12 +20,11 @@ import re
 
 from ..errors import InputError
 from ..generation.config import GenerationConfig
-from .base import Pipeline, Row
-
-GENERATE_EXTRAS = {"seed", "generator", "logits_processor", "stopping_criteria"}
+from .base import GeneratingPipeline, Row
 
 
-class Text2TextGenerationPipeline(Pipeline):
+
+class Text2TextGenerationPipeline(GeneratingPipeline):
     task = "text2text-generation"
     model_task = "seq2seq-lm"
     return_name = "generated"
@@ -45,13 +44,8 @@ class Text2TextGenerationPipeline(Pipeline):
             return [r[0] for r in result]  # as the reference: one sequence each -> flat list
         return result
 
-    def accepts(self) -> set[str]:
-        return set(self.defaults) | GenerationConfig.field_names() | GENERATE_EXTRAS
-
     def check_params(self, params: dict) -> None:
-        config = {k: v for k, v in params.items() if k in GenerationConfig.field_names()}
-        if config:
-            self.model.generation_config.update(**config)  # raises, naming a bad value
+        super().check_params(params)
         if not isinstance(params.get("truncation", False), bool):
             raise InputError(f"{self.task}: truncation must be True or False, found {params['truncation']!r}")
 

@@ -22,28 +22,19 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..generation.config import GenerationConfig
-from .base import Pipeline, Row, check_text, with_generation_defaults
+from .base import GeneratingPipeline, Row, check_text, with_generation_defaults
 
 PIPELINE_GENERATION_DEFAULTS = {"max_new_tokens": 256, "do_sample": True, "temperature": 0.7}
-GENERATE_EXTRAS = {"seed", "generator", "logits_processor", "stopping_criteria", "streamer"}
 
 
-class TextGenerationPipeline(Pipeline):
+class TextGenerationPipeline(GeneratingPipeline):
+    generate_extras = GeneratingPipeline.generate_extras | {"streamer"}
     task = "text-generation"
     model_task = "causal-lm"
     input_kind = "a str prompt or a chat (a list of {'role': ..., 'content': ...} messages)"
     defaults = {"return_full_text": True, "return_tensors": False, "prefix": "",
                 "stop_sequence": None, "continue_final_message": None, "skip_special_tokens": True,
                 "clean_up_tokenization_spaces": None, "add_special_tokens": True}
-
-    def accepts(self) -> set[str]:
-        return set(self.defaults) | GenerationConfig.field_names() | GENERATE_EXTRAS
-
-    def check_params(self, params: dict) -> None:
-        config = {k: v for k, v in params.items() if k in GenerationConfig.field_names()}
-        if config:
-            self.model.generation_config.update(**config)   # raises, naming a bad value
 
     def is_single(self, inputs) -> bool:
         return isinstance(inputs, str) or _is_chat(inputs) or super().is_single(inputs)

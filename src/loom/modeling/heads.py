@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 
 
 def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, config) -> torch.Tensor:
@@ -54,6 +54,18 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     label -100 is ignored."""
     V = logits.shape[-1]
     return token_classification_loss(logits[:, :-1], labels[:, 1:].to(logits.device), V)
+
+
+def shift_tokens_right(labels: torch.Tensor, config) -> torch.Tensor:
+    """Decoder inputs for teacher forcing in encoder-decoder models: `config.decoder_start_token_id`,
+    then the labels but the last; ignored labels (-100) become `config.pad_token_id`."""
+    start, pad = config.decoder_start_token_id, config.pad_token_id
+    for name, value in (("decoder_start_token_id", start), ("pad_token_id", pad)):
+        if value is None:
+            raise ConfigError(f"config.{name} is not set; it is needed to build decoder inputs from labels")
+    shifted = labels.new_full(labels.shape, start)
+    shifted[..., 1:] = labels[..., :-1]
+    return shifted.masked_fill(shifted == -100, pad)
 
 
 def last_token_index(input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,

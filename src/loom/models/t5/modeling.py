@@ -19,11 +19,11 @@ import math
 import torch
 from torch import nn
 
-from ...errors import ConfigError, InputError
+from ...errors import InputError
 from ...generation.mixin import GenerationMixin
 from ...modeling.base import PreTrainedModel
 from ...modeling.checks import check_token_inputs
-from ...modeling.heads import token_classification_loss
+from ...modeling.heads import shift_tokens_right, token_classification_loss
 from ...modeling.outputs import (
     BaseModelOutput,
     BaseModelOutputWithPastAndCrossAttentions,
@@ -390,16 +390,11 @@ class T5PreTrainedModel(PreTrainedModel):
                             output_hidden_states=output_hidden_states, return_dict=True)
 
     def _shift_right(self, labels: torch.Tensor) -> torch.Tensor:
-        """Decoder inputs for teacher forcing: decoder_start_token_id, then the labels but the
-        last; ignored labels (-100) become pad_token_id."""
-        start, pad = self.config.decoder_start_token_id, self.config.pad_token_id
-        for name, value in (("decoder_start_token_id", start), ("pad_token_id", pad)):
-            if value is None:
-                raise ConfigError(f"config.{name} is not set; T5 needs it to build decoder inputs from labels "
-                                  f"(T5 checkpoints use 0, the pad token)")
-        shifted = labels.new_full(labels.shape, start)
-        shifted[..., 1:] = labels[..., :-1]
-        return shifted.masked_fill(shifted == -100, pad)
+        return shift_tokens_right(labels, self.config)
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Decoder inputs for `labels` (DataCollatorForSeq2Seq calls it)."""
+        return shift_tokens_right(labels, self.config)
 
 
 class T5Model(T5PreTrainedModel):

@@ -27,7 +27,7 @@ from ...errors import InputError
 from ...generation.mixin import GenerationMixin
 from ...modeling.base import PreTrainedModel
 from ...modeling.checks import check_token_inputs
-from ...modeling.heads import token_classification_loss
+from ...modeling.heads import shift_tokens_right, token_classification_loss
 from ...modeling.init import init_module
 from ...modeling.outputs import (
     BaseModelOutput,
@@ -51,16 +51,6 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> tor
     inv = torch.exp(-step * torch.arange(channels // 2))
     angles = torch.arange(length).view(-1, 1) * inv.view(1, -1)
     return torch.cat([angles.sin(), angles.cos()], dim=1)
-
-
-def shift_tokens_right(labels: torch.Tensor, pad_token_id: int | None, start_token_id: int) -> torch.Tensor:
-    """Decoder inputs for teacher forcing: the start token, then the labels but the last;
-    ignored labels (-100) become padding."""
-    if pad_token_id is None:
-        raise InputError("labels need config.pad_token_id to stand in for ignored (-100) positions")
-    shifted = labels.new_full(labels.shape, start_token_id)
-    shifted[:, 1:] = labels[:, :-1]
-    return shifted.masked_fill(shifted == -100, pad_token_id)
 
 
 def span_mask(batch: int, length: int, prob: float, span: int, min_spans: int, device=None) -> torch.Tensor:
@@ -332,6 +322,10 @@ class WhisperPreTrainedModel(PreTrainedModel):
         else:  # Whisper calls its initializer_range init_std
             init_module(module, self.config.init_std)
 
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Decoder inputs for `labels` (DataCollatorForSeq2Seq calls it)."""
+        return shift_tokens_right(labels, self.config)
+
 
 class WhisperModel(WhisperPreTrainedModel):
     def __init__(self, config: WhisperConfig):
@@ -438,8 +432,7 @@ class WhisperForConditionalGeneration(GenerationMixin, WhisperPreTrainedModel):
                 raise InputError(f"labels have {labels.shape[1]} tokens; Whisper's decoder takes at most "
                                  f"max_target_positions={self.config.max_target_positions}")
             if decoder_input_ids is None and decoder_inputs_embeds is None:
-                decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id,
-                                                       self.config.decoder_start_token_id)
+                decoder_input_ids = shift_tokens_right(labels, self.config)
         base = self.model(input_features, attention_mask, decoder_input_ids, decoder_attention_mask, head_mask,
                           decoder_head_mask, cross_attn_head_mask, encoder_outputs, past_key_values,
                           decoder_inputs_embeds, decoder_position_ids, use_cache, output_attentions,

@@ -27,7 +27,6 @@ float32 mono. NumPy only: torch is imported only for `return_tensors="pt"` or te
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
@@ -36,10 +35,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, EntryNotFoundError, InputError
-from ..hub_push import PushToHubMixin
-from ..io import atomic_folder, read_json
-from .image import PREPROCESSOR_FILE
+from ..io import read_json
 from .processor import PROCESSOR_FILE, BatchFeature, check_tensor_type
+from .settings import PREPROCESSOR_FILE, PreprocessorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -303,7 +301,7 @@ def _to_mono(item: np.ndarray, i: int) -> np.ndarray:
 
 # -- settings files -----------------------------------------------------------------------
 
-class FeatureExtractor(PushToHubMixin):
+class FeatureExtractor(PreprocessorSettings):
     """Settings of a feature extractor, read from and written to preprocessor_config.json.
 
     Subclasses declare their settings as class attributes (the defaults) listed in `FIELDS`,
@@ -348,17 +346,6 @@ class FeatureExtractor(PushToHubMixin):
         out["feature_extractor_type"] = type(self).__name__
         return out
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    def save_pretrained(self, save_directory: str | os.PathLike) -> list[str]:
-        """Write preprocessor_config.json atomically (other files in the folder stay)."""
-        with atomic_folder(save_directory) as tmp:
-            (tmp / PREPROCESSOR_FILE).write_text(self.to_json_string(), encoding="utf-8")
-        return [PREPROCESSOR_FILE]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__} {self.to_json_string()}"
 
 
 def load_feature_extractor_dict(path_or_repo_id, **hub) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import logging
 import os
 from pathlib import Path
@@ -31,13 +30,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError, EntryNotFoundError, InputError
-from ..hub_push import PushToHubMixin
-from ..io import atomic_folder, read_json
+from ..io import read_json
 from .processor import PROCESSOR_FILE, BatchFeature, check_tensor_type
+from .settings import PREPROCESSOR_FILE, PreprocessorSettings
 
 logger = logging.getLogger(__name__)
 
-PREPROCESSOR_FILE = "preprocessor_config.json"
 
 # Pillow's filter numbers, as config files store them in "resample".
 NEAREST, LANCZOS, BILINEAR, BICUBIC, BOX, HAMMING = 0, 1, 2, 3, 4, 5
@@ -58,7 +56,7 @@ FIELDS = ("do_convert_rgb", "do_resize", "size", "default_to_square", "resample"
 _TYPE_KEYS = ("image_processor_type", "feature_extractor_type", "processor_class", "auto_map")
 
 
-class ImageProcessor(PushToHubMixin):
+class ImageProcessor(PreprocessorSettings):
     """Resize, crop, rescale and normalize images as a checkpoint's preprocessor config says."""
 
     do_convert_rgb: bool | None = None   # None: convert only images that are not RGB
@@ -116,17 +114,6 @@ class ImageProcessor(PushToHubMixin):
         out["image_processor_type"] = type(self).__name__
         return out
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-
-    def save_pretrained(self, save_directory: str | os.PathLike) -> list[str]:
-        """Write preprocessor_config.json atomically (other files in the folder stay)."""
-        with atomic_folder(save_directory) as tmp:
-            (tmp / PREPROCESSOR_FILE).write_text(self.to_json_string(), encoding="utf-8")
-        return [PREPROCESSOR_FILE]
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__} {self.to_json_string()}"
 
     # -- calling --------------------------------------------------------------------------
 

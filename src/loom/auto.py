@@ -227,22 +227,13 @@ class AutoImageProcessor:
 
     @staticmethod
     def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
-        from .hub import pin
         from .preprocessing.image import image_processor_class_name, load_image_processor_dict
 
-        kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # one commit per load
-        hub = _hub_kwargs(kwargs)
-        # transformers' backend switches: loom has one backend, equal to the PIL one.
-        overrides = {k: v for k, v in kwargs.items() if k not in hub and k not in ("use_fast", "backend")}
-        config = load_image_processor_dict(path_or_repo_id, **hub)
-        name = image_processor_class_name(config)
-        cls = preprocessor_class(name) if name else _preprocessor_for_model(path_or_repo_id, hub, "image_processor")
-        if cls is None:
-            raise UnknownModelTypeError(
-                f"{path_or_repo_id}: loom has no image processor {name or '(none named, and no known model_type)'};"
-                f" use loom.preprocessing.image.ImageProcessor.from_pretrained() to read the settings generically"
-            )
-        return cls.from_dict(config, **overrides)
+        # transformers' backend switches (use_fast, backend) are dropped: loom has one backend, the PIL one's.
+        return _from_settings(path_or_repo_id, kwargs, load_image_processor_dict, image_processor_class_name,
+                              "image_processor", "image processor", drop=("use_fast", "backend"),
+                              hint="; use loom.preprocessing.image.ImageProcessor.from_pretrained() to read the "
+                                   "settings generically")
 
 
 class AutoFeatureExtractor:
@@ -254,21 +245,32 @@ class AutoFeatureExtractor:
 
     @staticmethod
     def from_pretrained(path_or_repo_id: str | os.PathLike, **kwargs):
-        from .hub import pin
         from .preprocessing.audio import load_feature_extractor_dict
 
-        kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # one commit per load
-        hub = _hub_kwargs(kwargs)
-        overrides = {k: v for k, v in kwargs.items() if k not in hub}
-        config = load_feature_extractor_dict(path_or_repo_id, **hub)
-        name = config.get("feature_extractor_type")
-        name = name if isinstance(name, str) else None
-        cls = preprocessor_class(name) if name else _preprocessor_for_model(path_or_repo_id, hub, "feature_extractor")
-        if cls is None:
-            raise UnknownModelTypeError(
-                f"{path_or_repo_id}: loom has no feature extractor {name or '(none named, and no known model_type)'}"
-            )
-        return cls.from_dict(config, **overrides)
+        def class_name(config):
+            name = config.get("feature_extractor_type")
+            return name if isinstance(name, str) else None
+
+        return _from_settings(path_or_repo_id, kwargs, load_feature_extractor_dict, class_name,
+                              "feature_extractor", "feature extractor")
+
+
+def _from_settings(path_or_repo_id, kwargs: dict, load_dict, class_name, role: str, what: str, *,
+                   drop: tuple[str, ...] = (), hint: str = ""):
+    """An image processor or feature extractor: its settings file (pinned to one commit), the
+    class the file names (`class_name(settings)`), else the one of the model's `role`."""
+    from .hub import pin
+
+    kwargs["revision"] = pin(path_or_repo_id, kwargs.get("revision"))  # one commit per load
+    hub = _hub_kwargs(kwargs)
+    overrides = {k: v for k, v in kwargs.items() if k not in hub and k not in drop}
+    config = load_dict(path_or_repo_id, **hub)
+    name = class_name(config)
+    cls = preprocessor_class(name) if name else _preprocessor_for_model(path_or_repo_id, hub, role)
+    if cls is None:
+        raise UnknownModelTypeError(
+            f"{path_or_repo_id}: loom has no {what} {name or '(none named, and no known model_type)'}{hint}")
+    return cls.from_dict(config, **overrides)
 
 
 class AutoProcessor:

@@ -167,7 +167,7 @@ def test_loss_with_labels(saved, name):
         b = ref(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False)
     assert_close(a.loss, b.loss, ATOL, "loss")
     assert_close(a.logits, b.logits, ATOL, "logits")
-    shifted = ours._shift_right(labels)
+    shifted = ours.prepare_decoder_input_ids_from_labels(labels)
     assert torch.equal(shifted, ref._shift_right(labels))
     assert shifted[:, 0].eq(START).all() and shifted[0, 10:].eq(PAD).all()
     full = torch.nn.functional.cross_entropy(a.logits.reshape(-1, VOCAB), labels.reshape(-1), ignore_index=-100)

@@ -389,9 +389,6 @@ class T5PreTrainedModel(PreTrainedModel):
                             use_cache=use_cache, output_attentions=output_attentions,
                             output_hidden_states=output_hidden_states, return_dict=True)
 
-    def _shift_right(self, labels: torch.Tensor) -> torch.Tensor:
-        return shift_tokens_right(labels, self.config)
-
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Decoder inputs for `labels` (DataCollatorForSeq2Seq calls it)."""
         return shift_tokens_right(labels, self.config)
@@ -475,7 +472,7 @@ class T5ForConditionalGeneration(GenerationMixin, T5PreTrainedModel):
         enc = self._run_encoder(input_ids, attention_mask, inputs_embeds, head_mask, encoder_outputs, output_attentions,
                            output_hidden_states)
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
-            decoder_input_ids = self._shift_right(labels)
+            decoder_input_ids = shift_tokens_right(labels, self.config)
         dec = self._run_decoder(enc, attention_mask, decoder_input_ids, decoder_attention_mask, decoder_inputs_embeds,
                            decoder_head_mask, cross_attn_head_mask, past_key_values, use_cache, output_attentions,
                            output_hidden_states)
